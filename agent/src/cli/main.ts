@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+/**
+ * @module `bulwark-agent`: the host agent's command line.
+ */
+import { parseArgs } from 'node:util';
+import { bar, formatBytes, ProgressLine, readSecret, UsageError } from '@bulwark/proto';
+import { loadState, StateError } from '../state/state.js';
+import { enroll } from '../enroll/enroll.js';
+import { backupFiles } from '../jobs/backup-files.js';
+import { connectAgent } from '../jobs/connect.js';
+import { listPoints, loadVerifiedPoint, openForeignAccess, ownAccess, resolvePoint, restoreFiles, RestoreError } from '../restore/restore.js';
+import { GatewayError } from '../transport/link.js';
+import { BlobIntegrityError } from '../crypto/envelope.js';
+
+const USAGE = `Usage: bulwark-agent <command> [options]
+
+  enroll  --state S --gateway wss://HOST:PORT --token T
+                                    join a site (makes this agent's keys and certificate)
+  backup  --state S [--json] PATH...
+                                    back up file trees
+  points  --state S [--json] [--from-agent AGENT --restore-password-file F]
+                                    list restore points
+  restore --state S POINT --to DIR [--from-agent AGENT --restore-password-file F]
+                                    restore a point ("latest", or an id prefix) into DIR;
+                                    --from-agent restores another host's point (needs the restore password)
+`;
+
+function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = false) {
+  try {
+    return parseArgs({ args, options: spec, allowPositionals: positionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function stateDir(value: string | undefined): string {
+  if (!value) throw new UsageError('--state S is required: the agent\'s state directory');
+  return value;
+}
+
+async function access(link: Awaited<ReturnType<typeof connectAgent>>, state: ReturnType<typeof loadState>, fromAgent?: string, passwordFile?: string) {
+  if (!fromAgent || fromAgent === state.config.agentId) return ownAccess(state);
+  const password = await readSecret(passwordFile, `Restore password for agent ${fromAgent}'s points: `);
+  return openForeignAccess(link, fromAgent, password);
+}
+
+const commands: Record<string, (args: string[]) => Promise<void>> = {
+  async enroll(args) {
+    const { values } = options(args, { state: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' } });
+    if (!values.gateway) throw new UsageError('--gateway wss://HOST:PORT is required');
+    if (!values.token) throw new UsageError('--token T is required (from `bulwark-gateway token`)');
+    const config = await enroll(stateDir(values.state), values.gateway, values.token);
+    console.log(`Enrolled as agent ${config.agentId} in site ${config.siteId}; the master key is deposited, sealed to the site's recovery key.`);
+  },
+
+  async backup(args) {
+    const { values, positionals } = options(args, { state: { type: 'string' }, json: { type: 'boolean' } }, true);
+    if (positionals.length === 0) throw new UsageError('backup needs at least one PATH');
+    const state = loadState(stateDir(values.state));
+    const report = await backupFiles(state, positionals, { progress: !values.json && process.stderr.isTTY === true });
+    for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+    if (values.json) { console.log(JSON.stringify(report)); return; }
+    console.log(`Point ${report.point} committed: ${report.files} files, ${report.dirs} directories, ${formatBytes(report.logicalBytes)}.`);
+    console.log(`Read ${formatBytes(report.bytesRead)} (${report.unchangedFiles} files unchanged), sent ${formatBytes(report.bytesSent)} in ${report.seconds.toFixed(2)} s.`);
+    if (report.warnings.length) console.log(`${report.warnings.length} entries were skipped (see warnings above).`);
+  },
+
+  async points(args) {
+    const { values } = options(args, { state: { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } });
+    const state = loadState(stateDir(values.state));
+    const link = await connectAgent(state);
+    try {
+      const who = await access(link, state, values['from-agent'], values['restore-password-file']);
+      const points = (await listPoints(link, who.agentId)).map((p) => ({
+        id: p.header.pointId.toString('hex'), agent: p.header.agentId, kind: p.header.kind, created: new Date(p.header.createdUnixMs).toISOString(),
+        logicalBytes: p.header.logicalBytes, blobs: p.header.blobCount, provider: p.header.provider ?? '', state: p.state,
+      }));
+      if (values.json) { console.log(JSON.stringify(points, null, 2)); return; }
+      if (points.length === 0) { console.log('No restore points yet.'); return; }
+      for (const p of points) console.log(`${p.id}  ${p.created}  ${p.kind.padEnd(6)}  ${formatBytes(p.logicalBytes).padStart(10)}  ${p.state}`);
+    } finally {
+      link.close();
+    }
+  },
+
+  async restore(args) {
+    const { values, positionals } = options(args, { state: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
+    if (positionals.length !== 1) throw new UsageError('restore takes one POINT ("latest" or an id prefix)');
+    if (!values.to) throw new UsageError('--to DIR is required');
+    const state = loadState(stateDir(values.state));
+    const link = await connectAgent(state);
+    try {
+      const who = await access(link, state, values['from-agent'], values['restore-password-file']);
+      const summary = await resolvePoint(link, who.agentId, positionals[0]);
+      if (summary.header.kind !== 'files') throw new RestoreError(`point ${summary.header.pointId.toString('hex')} is a ${summary.header.kind} point: use --to-volume`);
+      const { manifest } = await loadVerifiedPoint(link, state, who, summary);
+      const progress = new ProgressLine(!values.json && process.stderr.isTTY === true);
+      const stats = await restoreFiles(link, state, who, manifest, values.to, (done, total) => progress.update(() => `restoring ${bar(total ? done / total : 1)} ${formatBytes(done)} of ${formatBytes(total)}`));
+      progress.done();
+      const report = { point: summary.header.pointId.toString('hex'), ...stats, verified: true };
+      if (values.json) { console.log(JSON.stringify(report)); return; }
+      console.log(`Restored point ${report.point} into ${stats.target}: ${stats.files} files, ${stats.dirs} directories, ${stats.symlinks} symlinks, ${formatBytes(stats.bytes)} in ${stats.seconds.toFixed(2)} s (${formatBytes(stats.bytes / Math.max(stats.seconds, 0.001))}/s). Every blob's MAC and id checked.`);
+    } finally {
+      link.close();
+    }
+  },
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') { process.stdout.write(USAGE); return; }
+  const handler = commands[command];
+  if (!handler) throw new UsageError(`unknown command "${command}"`);
+  await handler(rest);
+}
+
+main(process.argv.slice(2)).then(() => process.exit(0), (err) => {
+  if (err instanceof UsageError) { process.stderr.write(`bulwark-agent: ${err.message}\n\n${USAGE}`); process.exit(2); }
+  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
+  process.stderr.write(`bulwark-agent: ${known ? err.message : (err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

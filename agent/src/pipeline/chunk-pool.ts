@@ -1,0 +1,100 @@
+/**
+ * @module A pool of chunk workers, one per core. `chunkFile` streams the
+ * file's blobs to a consumer as they are made and resolves with the file's
+ * blob ids in order; the consumer's promise is what releases the worker's
+ * back-pressure.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { AgentKeys } from '../crypto/keys.js';
+import type { BlobBatch, FromWorker, ToWorker } from './messages.js';
+
+export interface SealedBlob { id: Buffer; envelope: Buffer }
+export type BlobConsumer = (blobs: SealedBlob[], plainBytes: number) => Promise<void>;
+export interface ChunkResult { ids: Buffer[]; sizes: number[]; size: number }
+
+const OUTSTANDING_LIMIT = 24 * 1024 * 1024;
+
+interface Job { jobId: number; message: ToWorker; consumer: BlobConsumer; resolve(r: ChunkResult): void; reject(e: Error): void; consumed: Promise<void> }
+interface Slot { worker: Worker; outstanding: Int32Array; jobs: Map<number, Job>; load: number }
+
+export class FileReadError extends Error {
+  constructor(message: string, readonly code?: string) { super(message); }
+}
+
+export function splitBatch(batch: BlobBatch): SealedBlob[] {
+  const blobs: SealedBlob[] = [];
+  const ids = Buffer.from(batch.ids.buffer, batch.ids.byteOffset, batch.ids.byteLength);
+  const bytes = Buffer.from(batch.bytes);
+  for (let i = 0; i + 1 < batch.offsets.length; i++) {
+    blobs.push({ id: ids.subarray(i * 32, i * 32 + 32), envelope: bytes.subarray(batch.offsets[i], batch.offsets[i + 1]) });
+  }
+  return blobs;
+}
+
+export class ChunkPool {
+  private readonly slots: Slot[] = [];
+  private nextJob = 1;
+
+  constructor(keys: AgentKeys, threads = Math.max(1, Math.min(4, os.availableParallelism()))) {
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./chunk-worker.js', import.meta.url));
+      const shared = new SharedArrayBuffer(4);
+      const slot: Slot = { worker, outstanding: new Int32Array(shared), jobs: new Map(), load: 0 };
+      worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, chunkSeed: keys.chunkSeed }, outstanding: shared, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToWorker);
+      worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+      worker.on('error', (err) => { for (const job of slot.jobs.values()) job.reject(err); slot.jobs.clear(); });
+      worker.unref();
+      this.slots.push(slot);
+    }
+  }
+
+  chunkFile(path: string | Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
+    return this.submit({ type: 'file', jobId: 0, path }, consumer);
+  }
+
+  sealData(data: Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
+    return this.submit({ type: 'data', jobId: 0, data }, consumer);
+  }
+
+  private submit(message: ToWorker, consumer: BlobConsumer): Promise<ChunkResult> {
+    const slot = this.slots.reduce((a, b) => (b.load < a.load ? b : a));
+    const jobId = this.nextJob++;
+    (message as { jobId: number }).jobId = jobId;
+    return new Promise((resolve, reject) => {
+      slot.jobs.set(jobId, { jobId, message, consumer, resolve, reject, consumed: Promise.resolve() });
+      slot.load++;
+      slot.worker.postMessage(message);
+    });
+  }
+
+  private onMessage(slot: Slot, message: FromWorker): void {
+    const job = slot.jobs.get(message.jobId);
+    if (!job) return;
+    if (message.type === 'blobs') {
+      const bytes = message.batch.bytes.byteLength;
+      const blobs = splitBatch(message.batch);
+      const handOver = job.consumer(blobs, message.batch.plainBytes);
+      job.consumed = Promise.all([job.consumed, handOver]).then(() => undefined);
+      handOver.catch(() => undefined).finally(() => {
+        Atomics.sub(slot.outstanding, 0, bytes);
+        Atomics.notify(slot.outstanding, 0);
+      });
+      return;
+    }
+    slot.jobs.delete(message.jobId);
+    slot.load--;
+    if (message.type === 'failed') {
+      job.consumed.finally(() => job.reject(new FileReadError(message.message, message.code)));
+      return;
+    }
+    const ids: Buffer[] = [];
+    const all = Buffer.from(message.ids.buffer, message.ids.byteOffset, message.ids.byteLength);
+    for (let i = 0; i < all.length; i += 32) ids.push(all.subarray(i, i + 32));
+    job.consumed.then(() => job.resolve({ ids, sizes: Array.from(message.sizes), size: message.size }), job.reject);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * @module Messages between the main thread and the chunk workers. Blob
+ * batches travel as one transferred ArrayBuffer plus offsets, so a batch of
+ * small blobs costs one copy-free transfer instead of many.
+ */
+export interface WorkerKeys { blobIdKey: Uint8Array; dataKey: Uint8Array; chunkSeed: Uint8Array }
+
+export type ToWorker =
+  | { type: 'init'; keys: WorkerKeys; outstanding: SharedArrayBuffer; outstandingLimit: number }
+  /** Chunk a file (or a byte range of it, for volumes: fixed-size blocks, zero blocks skipped). */
+  | { type: 'file'; jobId: number; path: string | Uint8Array }
+  | { type: 'data'; jobId: number; data: Uint8Array };
+
+export interface BlobBatch {
+  /** ids[i*32 .. i*32+32] */
+  ids: Uint8Array;
+  /** envelope i is bytes[offsets[i] .. offsets[i+1]] */
+  bytes: ArrayBuffer;
+  offsets: Uint32Array;
+  plainBytes: number;
+}
+
+export type FromWorker =
+  | { type: 'blobs'; jobId: number; batch: BlobBatch }
+  | { type: 'done'; jobId: number; ids: Uint8Array; sizes: Uint32Array; size: number }
+  | { type: 'failed'; jobId: number; message: string; code?: string };

@@ -1,0 +1,48 @@
+/**
+ * @module Turning an uploaded set of blobs into a restore point: the
+ * manifest blob, the sorted reference list and its Merkle root, the signed
+ * header, and the commit the gateway countersigns. Shared by every source.
+ */
+import { randomBytes } from 'node:crypto';
+import { canonicalRefs, encodePointHeader, merkleRoot, storageCodec, type Manifest, type PointHeader } from '@bulwark/proto';
+import { blobId, sealBlob } from '../crypto/envelope.js';
+import { signDetached } from '../crypto/keys.js';
+import type { AgentState } from '../state/state.js';
+import type { Uploader } from '../upload/uploader.js';
+
+const manifestCodec = storageCodec<Manifest>('Manifest');
+
+export interface PointDraft {
+  kind: PointHeader['kind'];
+  manifest: Manifest;
+  refs: Iterable<Buffer>;
+  logicalBytes: number;
+  previousPointId?: Buffer;
+  provider: string;
+  crashConsistent: boolean;
+}
+
+export interface CommittedPoint { pointId: Buffer; header: PointHeader; blobCount: number }
+
+export class MissingBlobsError extends Error {}
+
+export async function commitPoint(state: AgentState, uploader: Uploader, draft: PointDraft): Promise<CommittedPoint> {
+  const manifestPlain = manifestCodec.encode(draft.manifest);
+  const manifestId = blobId(state.keys.blobId, manifestPlain);
+  await uploader.add([{ id: manifestId, envelope: sealBlob(state.keys.data, manifestId, manifestPlain) }]);
+  await uploader.finish();
+  const refs = canonicalRefs([...draft.refs, manifestId]);
+  const header: PointHeader = {
+    pointId: randomBytes(16), agentId: state.config.agentId, createdUnixMs: Date.now(), kind: draft.kind,
+    manifestBlobId: manifestId, merkleRoot: merkleRoot(refs), blobCount: refs.length / 32, logicalBytes: draft.logicalBytes,
+    previousPointId: draft.previousPointId, provider: draft.provider, crashConsistent: draft.crashConsistent,
+  };
+  const agentSignature = signDetached(encodePointHeader(header), state.keys.signSecret);
+  try {
+    await uploader.request(() => ({ commitPoint: { requestId: 0, header, refs, agentSignature } }), 'pointCommitted');
+  } catch (err) {
+    if (/referenced blobs are not stored/.test((err as Error).message)) throw new MissingBlobsError((err as Error).message);
+    throw err;
+  }
+  return { pointId: header.pointId, header, blobCount: header.blobCount };
+}

@@ -1,0 +1,230 @@
+/**
+ * @module Restoring a file-tree point: check the point's signatures and
+ * Merkle root, read the manifest and trees, lay out directories and
+ * symlinks, then stream every content blob once to the worker that owns
+ * the files it belongs to. Directory modes and times are set last, deepest
+ * first, so writing into them never fails.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import {
+  encodePointHeader, merkleRoot, storageCodec, NodeType,
+  type BlobData, type Manifest, type PointSummary, type Tree, type TreeNode,
+} from '@bulwark/proto';
+import { openBlob } from '../crypto/envelope.js';
+import { deriveKeys, verifyDetached, type AgentKeys } from '../crypto/keys.js';
+import type { GatewayLink } from '../transport/link.js';
+import type { AgentState } from '../state/state.js';
+import type { FromRestoreWorker, RestoreFile, ToRestoreWorker } from './write-worker.js';
+
+const treeCodec = storageCodec<Tree>('Tree');
+const manifestCodec = storageCodec<Manifest>('Manifest');
+const IDS_PER_READ = 1024;
+const READS_IN_FLIGHT = 3;
+
+export class RestoreError extends Error {}
+
+export interface PointAccess { agentId: string; keys: AgentKeys; signPublicKey: Buffer }
+
+export interface RestoreStats { files: number; dirs: number; symlinks: number; bytes: number; seconds: number; target: string }
+
+/** Ask the gateway for another agent's key by proving the restore password. */
+export async function openForeignAccess(link: GatewayLink, sourceAgentId: string, restorePassword: string): Promise<PointAccess> {
+  const grant = (await link.exchange({ recoveryOpen: { requestId: 0, sourceAgentId, restorePassword } }, 'recoveryGrant')).recoveryGrant!;
+  return { agentId: sourceAgentId, keys: deriveKeys(grant.masterKey), signPublicKey: grant.signPublicKey };
+}
+
+export function ownAccess(state: AgentState): PointAccess {
+  return { agentId: state.config.agentId, keys: state.keys, signPublicKey: state.keys.signPublic };
+}
+
+export async function listPoints(link: GatewayLink, agentId?: string): Promise<PointSummary[]> {
+  return (await link.exchange({ listPoints: { requestId: 0, agentId } }, 'pointList')).pointList!.points ?? [];
+}
+
+/** Resolve "latest", a full id or a unique prefix of at least 6 hex digits. */
+export async function resolvePoint(link: GatewayLink, agentId: string, given: string): Promise<PointSummary> {
+  const points = await listPoints(link, agentId);
+  if (points.length === 0) throw new RestoreError(`agent ${agentId} has no restore points`);
+  if (given === 'latest') return points[points.length - 1];
+  if (!/^[0-9a-f]{6,32}$/.test(given)) throw new RestoreError(`"${given}" is not a point id: give "latest" or at least 6 hex digits from \`bulwark-agent points\``);
+  const matches = points.filter((p) => p.header.pointId.toString('hex').startsWith(given));
+  if (matches.length === 0) throw new RestoreError(`no restore point ${given} for agent ${agentId}`);
+  if (matches.length > 1) throw new RestoreError(`${given} matches ${matches.length} points: give more digits`);
+  return matches[0];
+}
+
+/** Read blobs by id; calls `onBlob` for each as it arrives. */
+export async function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onBlob: (id: Buffer, envelope: Buffer) => void): Promise<void> {
+  const batches: Buffer[][] = [];
+  for (let i = 0; i < ids.length; i += IDS_PER_READ) batches.push(ids.slice(i, i + IDS_PER_READ));
+  const own = new Set<number>();
+  const listener = (data: BlobData) => {
+    if (data.requestId === undefined || !own.has(data.requestId)) return;
+    for (const blob of data.blobs ?? []) onBlob(blob.id, blob.envelope);
+  };
+  link.on('blobData', listener);
+  try {
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) {
+        const batch = batches[next++];
+        const requestId = link.newRequestId();
+        own.add(requestId);
+        const reply = link.awaitReply(requestId);
+        await link.send({ readBlobs: { requestId, blobIds: batch, agentId } });
+        const done = (await reply).readDone;
+        own.delete(requestId);
+        if (done?.missing?.length) throw new RestoreError(`the gateway lacks ${done.missing.length} blob(s) of this point (first ${batch[done.missing[0]].toString('hex')}): the point is damaged; run a verify on the gateway`);
+      }
+    };
+    await Promise.all(Array.from({ length: READS_IN_FLIGHT }, worker));
+  } finally {
+    link.off('blobData', listener);
+  }
+}
+
+export async function fetchPlain(link: GatewayLink, access: PointAccess, ids: Buffer[]): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  await readBlobs(link, access.agentId, ids, (id, envelope) => out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)));
+  for (const id of ids) if (!out.has(id.toString('hex'))) throw new RestoreError(`blob ${id.toString('hex')} was not returned`);
+  return out;
+}
+
+/** Check a point's signatures and reference list; returns its refs. */
+export async function loadVerifiedPoint(link: GatewayLink, state: AgentState, access: PointAccess, summary: PointSummary): Promise<{ refs: Buffer; manifest: Manifest }> {
+  const data = (await link.exchange({ getPoint: { requestId: 0, pointId: summary.header.pointId } }, 'pointData')).pointData!;
+  const header = data.summary.header;
+  const headerBytes = encodePointHeader(header);
+  if (!verifyDetached(headerBytes, data.summary.agentSignature, access.signPublicKey)) throw new RestoreError('the point\'s agent signature is invalid: it was not made by this agent\'s key');
+  if (!verifyDetached(Buffer.concat([headerBytes, data.summary.agentSignature]), data.summary.gatewaySignature, state.gatewaySignPublicKey)) throw new RestoreError('the point\'s gateway countersignature is invalid');
+  if (!merkleRoot(data.refs).equals(header.merkleRoot)) throw new RestoreError('the point\'s reference list does not match its Merkle root');
+  const manifest = manifestCodec.decode((await fetchPlain(link, access, [header.manifestBlobId])).get(header.manifestBlobId.toString('hex'))!);
+  return { refs: data.refs, manifest };
+}
+
+function checkName(name: Buffer, seen: Set<string>): void {
+  const s = name.toString('latin1');
+  if (name.length === 0 || s === '.' || s === '..' || name.includes(0x2f) || name.includes(0)) throw new RestoreError(`the point holds an unsafe name ${JSON.stringify(name.toString())}; refusing to restore it`);
+  if (seen.has(s)) throw new RestoreError(`the point holds the name ${JSON.stringify(name.toString())} twice in one directory; refusing to restore it`);
+  seen.add(s);
+}
+
+interface PlannedDir { path: Buffer; node: TreeNode; depth: number }
+
+export async function restoreFiles(link: GatewayLink, state: AgentState, access: PointAccess, manifest: Manifest, targetDir: string, onProgress?: (done: number, total: number) => void): Promise<RestoreStats> {
+  const started = Date.now();
+  const target = path.resolve(targetDir);
+  await fsp.mkdir(target, { recursive: true });
+  const rootNames = new Set<string>();
+  const dirs: PlannedDir[] = [];
+  const files: { path: Buffer; node: TreeNode }[] = [];
+  const symlinks: { path: Buffer; node: TreeNode }[] = [];
+
+  // Breadth-first over trees, one read per level.
+  let level: { path: Buffer; node: TreeNode; depth: number }[] = [];
+  for (const root of manifest.roots) {
+    checkName(root.root.name, rootNames);
+    const full = Buffer.from(path.join(target, root.root.name.toString('latin1')), 'latin1');
+    if (fs.existsSync(full)) throw new RestoreError(`${full.toString()} already exists: restore into an empty --to directory`);
+    level.push({ path: full, node: root.root, depth: 0 });
+  }
+  while (level.length > 0) {
+    const next: typeof level = [];
+    const trees = await fetchPlain(link, access, level.filter((e) => e.node.type === NodeType.DIR).map((e) => e.node.subtree!));
+    for (const entry of level) {
+      if (entry.node.type === NodeType.FILE) { files.push(entry); continue; }
+      if (entry.node.type === NodeType.SYMLINK) { symlinks.push(entry); continue; }
+      dirs.push(entry);
+      const tree = treeCodec.decode(trees.get(entry.node.subtree!.toString('hex'))!);
+      const seen = new Set<string>();
+      for (const child of tree.nodes) {
+        checkName(child.name, seen);
+        next.push({ path: Buffer.concat([entry.path, Buffer.from('/'), child.name]), node: child, depth: entry.depth + 1 });
+      }
+    }
+    level = next;
+  }
+  for (const dir of dirs) await fsp.mkdir(dir.path, { mode: 0o700 });
+  const chown = process.getuid?.() === 0;
+
+  // Assign each file to one worker; route each blob to the workers whose files use it.
+  const threads = Math.max(1, Math.min(4, os.availableParallelism()));
+  const targets = new Map<string, { worker: number; file: number; offset: number }[]>();
+  const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
+  let totalBytes = 0;
+  files.forEach((f, index) => {
+    const worker = index % threads;
+    const content = f.node.content ?? [];
+    const sizes = f.node.contentSizes ?? [];
+    if (sizes.length !== content.length) throw new RestoreError(`file ${f.path.toString()} has ${content.length} blobs but ${sizes.length} sizes`);
+    let offset = 0;
+    content.forEach((id, k) => {
+      const key = id.toString('hex');
+      let list = targets.get(key);
+      if (!list) targets.set(key, (list = []));
+      list.push({ worker, file: index, offset });
+      offset += sizes[k];
+    });
+    totalBytes += offset;
+    perWorker[worker].push({ index, path: f.path, size: f.node.size, blobs: content.length, mode: f.node.mode, uid: f.node.uid, gid: f.node.gid, mtimeSec: f.node.mtimeSec, mtimeNsec: f.node.mtimeNsec });
+  });
+
+  let doneBytes = 0;
+  let doneFiles = 0;
+  let failure: Error | undefined;
+  let allDone!: () => void;
+  const finished = new Promise<void>((resolve) => { allDone = resolve; });
+  const checkDone = () => { if (doneFiles >= files.length || failure) allDone(); };
+  const workers = perWorker.map((assigned) => {
+    const worker = new Worker(new URL('./write-worker.js', import.meta.url));
+    worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, chown } satisfies ToRestoreWorker);
+    worker.on('message', (m: FromRestoreWorker) => {
+      if (m.type === 'failed') failure ??= new RestoreError(m.message);
+      else { doneBytes += m.bytes; doneFiles += m.filesDone; onProgress?.(doneBytes, totalBytes); }
+      checkDone();
+    });
+    worker.on('error', (err) => { failure ??= err; checkDone(); });
+    worker.postMessage({ type: 'files', files: assigned } satisfies ToRestoreWorker);
+    return worker;
+  });
+
+  try {
+    for (const sym of symlinks) {
+      await fsp.symlink(sym.node.symlinkTarget ?? Buffer.alloc(0), sym.path);
+      if (chown) await fsp.lchown(sym.path, sym.node.uid, sym.node.gid);
+      const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
+      await fsp.lutimes(sym.path, mtime, mtime);
+    }
+    const ids = [...targets.keys()].map((k) => Buffer.from(k, 'hex'));
+    await readBlobs(link, access.agentId, ids, (id, envelope) => {
+      const list = targets.get(id.toString('hex'));
+      if (!list) return;
+      for (let w = 0; w < threads; w++) {
+        const mine = list.filter((t) => t.worker === w);
+        if (mine.length === 0) continue;
+        // A view into the received frame would clone the whole frame; copy just this blob and transfer it.
+        const own = new Uint8Array(envelope);
+        workers[w].postMessage({ type: 'blob', id: new Uint8Array(id), envelope: own, targets: mine.map((t) => ({ file: t.file, offset: t.offset })) } satisfies ToRestoreWorker, [own.buffer]);
+      }
+    });
+    checkDone();
+    await finished;
+    if (failure) throw failure;
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+
+  dirs.sort((a, b) => b.depth - a.depth);
+  for (const dir of dirs) {
+    if (chown) await fsp.chown(dir.path, dir.node.uid, dir.node.gid);
+    await fsp.chmod(dir.path, dir.node.mode);
+    const mtime = dir.node.mtimeSec + dir.node.mtimeNsec / 1e9;
+    await fsp.utimes(dir.path, mtime, mtime);
+  }
+  return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
+}
+

@@ -1,0 +1,86 @@
+/**
+ * @module Restore worker: opens blob envelopes (MAC and id check), writes the
+ * plaintext at its offsets, and finishes each file (mode, owner, mtime) once
+ * its last blob is in. Every file belongs to exactly one worker, so no two
+ * threads ever write the same file.
+ */
+import fs from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { openBlob } from '../crypto/envelope.js';
+
+export interface RestoreFile { index: number; path: Uint8Array; size: number; blobs: number; mode: number; uid: number; gid: number; mtimeSec: number; mtimeNsec: number }
+export type ToRestoreWorker =
+  | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; chown: boolean }
+  | { type: 'files'; files: RestoreFile[] }
+  | { type: 'blob'; id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] };
+export type FromRestoreWorker =
+  | { type: 'progress'; bytes: number; filesDone: number }
+  | { type: 'failed'; message: string };
+
+interface OpenFile { meta: RestoreFile; fd: number; remaining: number }
+
+const port = parentPort!;
+let dataKey: Buffer;
+let blobIdKey: Buffer;
+let chown = false;
+const files = new Map<number, OpenFile>();
+let bytes = 0;
+let filesDone = 0;
+let lastReport = 0;
+
+function finish(file: OpenFile): void {
+  const { meta } = file;
+  fs.ftruncateSync(file.fd, meta.size);
+  if (chown) fs.fchownSync(file.fd, meta.uid, meta.gid);
+  fs.fchmodSync(file.fd, meta.mode);
+  const mtime = meta.mtimeSec + meta.mtimeNsec / 1e9;
+  fs.futimesSync(file.fd, mtime, mtime);
+  fs.closeSync(file.fd);
+  files.delete(meta.index);
+  filesDone++;
+}
+
+function report(force = false): void {
+  const now = Date.now();
+  if (!force && now - lastReport < 100) return;
+  lastReport = now;
+  port.postMessage({ type: 'progress', bytes, filesDone } satisfies FromRestoreWorker);
+  bytes = 0;
+  filesDone = 0;
+}
+
+port.on('message', (message: ToRestoreWorker) => {
+  try {
+    if (message.type === 'init') {
+      dataKey = Buffer.from(message.dataKey);
+      blobIdKey = Buffer.from(message.blobIdKey);
+      chown = message.chown;
+      return;
+    }
+    if (message.type === 'files') {
+      for (const meta of message.files) {
+        // O_EXCL | O_NOFOLLOW: never write through something that was already there.
+        const fd = fs.openSync(Buffer.from(meta.path), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        const file = { meta, fd, remaining: meta.blobs };
+        files.set(meta.index, file);
+        if (meta.blobs === 0) finish(file);
+      }
+      report(true);
+      return;
+    }
+    const plain = openBlob(dataKey, blobIdKey, Buffer.from(message.id), Buffer.from(message.envelope.buffer, message.envelope.byteOffset, message.envelope.byteLength));
+    for (const target of message.targets) {
+      const file = files.get(target.file);
+      if (!file) continue;
+      let written = 0;
+      while (written < plain.length) written += fs.writeSync(file.fd, plain, written, plain.length - written, target.offset + written);
+      bytes += plain.length;
+      if (--file.remaining === 0) finish(file);
+    }
+    report(files.size === 0);
+  } catch (err) {
+    port.postMessage({ type: 'failed', message: (err as Error).message } satisfies FromRestoreWorker);
+  }
+});
+
+port.on('close', () => report(true));

@@ -1,0 +1,197 @@
+/**
+ * @module The gateway catalog: agents, enrollment tokens, sealed packs, the
+ * blob index and restore points. Format in ../store/FORMAT.md ("Catalog").
+ * A blob row exists only for a blob inside a sealed, fsynced pack, and a
+ * point row only when every blob it references has a row: that is the
+ * crash-safety invariant the rest of the gateway leans on.
+ */
+import { Db } from './sqlite.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (
+  id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  cert_fingerprint TEXT NOT NULL,
+  cert_not_after_ms INTEGER NOT NULL,
+  sign_public_key BLOB NOT NULL,
+  sealed_master_key BLOB,
+  enrolled_ms INTEGER NOT NULL,
+  revoked_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY,
+  secret_hash BLOB NOT NULL,
+  created_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  used_ms INTEGER,
+  used_by TEXT
+);
+CREATE TABLE IF NOT EXISTS packs (
+  seq INTEGER PRIMARY KEY,
+  hash BLOB NOT NULL UNIQUE,
+  agent_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  blob_count INTEGER NOT NULL,
+  sealed_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+  agent_id TEXT NOT NULL,
+  id BLOB NOT NULL,
+  pack_seq INTEGER NOT NULL REFERENCES packs(seq),
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  PRIMARY KEY (agent_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS points (
+  id BLOB PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  committed_ms INTEGER NOT NULL,
+  header BLOB NOT NULL,
+  agent_signature BLOB NOT NULL,
+  gateway_signature BLOB NOT NULL,
+  refs BLOB NOT NULL,
+  state TEXT NOT NULL DEFAULT 'ok'
+);
+CREATE INDEX IF NOT EXISTS points_by_agent ON points(agent_id, created_ms);
+`;
+
+export interface AgentRow {
+  id: string; hostname: string; cert_fingerprint: string; cert_not_after_ms: number;
+  sign_public_key: Buffer; sealed_master_key: Buffer | null; enrolled_ms: number; revoked_ms: number | null;
+}
+export interface TokenRow { id: string; secret_hash: Buffer; created_ms: number; expires_ms: number; used_ms: number | null; used_by: string | null }
+export interface PackRow { seq: number; hash: Buffer; agent_id: string; size: number; blob_count: number; sealed_ms: number }
+export interface BlobLocation { id: Buffer; pack_seq: number; offset: number; length: number; hash: Buffer }
+export interface PointRow {
+  id: Buffer; agent_id: string; created_ms: number; committed_ms: number; header: Buffer;
+  agent_signature: Buffer; gateway_signature: Buffer; refs: Buffer; state: string;
+}
+export interface SealedPackRecord { hash: Buffer; agentId: string; size: number; entries: { id: Buffer; offset: number; length: number }[] }
+
+/** SQLite caps bound parameters per statement; stay well under it. */
+const IDS_PER_QUERY = 500;
+const ROWS_PER_INSERT = 1000;
+
+export class Catalog {
+  private constructor(readonly db: Db) {}
+
+  static async open(path: string): Promise<Catalog> {
+    const db = await Db.open(path);
+    await db.exec(SCHEMA);
+    return new Catalog(db);
+  }
+
+  close(): Promise<void> { return this.db.close(); }
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return (await this.db.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]))?.value;
+  }
+  setMeta(key: string, value: string): Promise<void> {
+    return this.db.transaction(async () => { await this.db.run('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)', [key, value]); });
+  }
+
+  // ---- tokens and agents
+
+  addToken(row: Omit<TokenRow, 'used_ms' | 'used_by'>): Promise<void> {
+    return this.db.transaction(async () => {
+      await this.db.run('INSERT INTO tokens(id, secret_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?)', [row.id, row.secret_hash, row.created_ms, row.expires_ms]);
+    });
+  }
+  getToken(id: string): Promise<TokenRow | undefined> { return this.db.get<TokenRow>('SELECT * FROM tokens WHERE id = ?', [id]); }
+
+  /** Consume a token and create the agent in one step, so a token enrolls at most one agent. */
+  enrollAgent(tokenId: string, nowMs: number, agent: Omit<AgentRow, 'sealed_master_key' | 'revoked_ms'>): Promise<boolean> {
+    return this.db.transaction(async () => {
+      const used = await this.db.run('UPDATE tokens SET used_ms = ?, used_by = ? WHERE id = ? AND used_ms IS NULL AND expires_ms > ?', [nowMs, agent.id, tokenId, nowMs]);
+      if (used.changes !== 1) return false;
+      await this.db.run(
+        'INSERT INTO agents(id, hostname, cert_fingerprint, cert_not_after_ms, sign_public_key, enrolled_ms) VALUES (?, ?, ?, ?, ?, ?)',
+        [agent.id, agent.hostname, agent.cert_fingerprint, agent.cert_not_after_ms, agent.sign_public_key, agent.enrolled_ms],
+      );
+      return true;
+    });
+  }
+  getAgent(id: string): Promise<AgentRow | undefined> { return this.db.get<AgentRow>('SELECT * FROM agents WHERE id = ?', [id]); }
+  listAgents(): Promise<AgentRow[]> { return this.db.all<AgentRow>('SELECT * FROM agents ORDER BY enrolled_ms'); }
+  revokeAgent(id: string, nowMs: number): Promise<boolean> {
+    return this.db.transaction(async () => (await this.db.run('UPDATE agents SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL', [nowMs, id])).changes === 1);
+  }
+  depositKey(id: string, sealed: Buffer): Promise<void> {
+    return this.db.transaction(async () => { await this.db.run('UPDATE agents SET sealed_master_key = ? WHERE id = ? AND sealed_master_key IS NULL', [sealed, id]); });
+  }
+
+  // ---- packs and blobs
+
+  /** Record a sealed pack and all its blobs; returns the pack's sequence number. */
+  recordPack(pack: SealedPackRecord, nowMs: number): Promise<number> {
+    return this.db.transaction(async () => {
+      const existing = await this.db.get<{ seq: number }>('SELECT seq FROM packs WHERE hash = ?', [pack.hash]);
+      if (existing) return existing.seq;
+      const { lastID } = await this.db.run('INSERT INTO packs(hash, agent_id, size, blob_count, sealed_ms) VALUES (?, ?, ?, ?, ?)', [pack.hash, pack.agentId, pack.size, pack.entries.length, nowMs]);
+      for (let i = 0; i < pack.entries.length; i += ROWS_PER_INSERT) {
+        const slice = pack.entries.slice(i, i + ROWS_PER_INSERT);
+        const params: unknown[] = [];
+        for (const e of slice) params.push(pack.agentId, e.id, lastID, e.offset, e.length);
+        // A blob already stored elsewhere keeps its first copy; this one is dead weight in the pack.
+        await this.db.run(`INSERT OR IGNORE INTO blobs(agent_id, id, pack_seq, offset, length) VALUES ${slice.map(() => '(?, ?, ?, ?, ?)').join(', ')}`, params);
+      }
+      return lastID;
+    });
+  }
+
+  listPacks(): Promise<PackRow[]> { return this.db.all<PackRow>('SELECT * FROM packs ORDER BY seq'); }
+
+  /** Indexes (into `ids`) of the blobs this agent does not have in a sealed pack. */
+  async missingBlobs(agentId: string, ids: Buffer[]): Promise<number[]> {
+    const present = new Set<string>();
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+      const slice = ids.slice(i, i + IDS_PER_QUERY);
+      const rows = await this.db.all<{ id: Buffer }>(`SELECT id FROM blobs WHERE agent_id = ? AND id IN (${slice.map(() => '?').join(',')})`, [agentId, ...slice]);
+      for (const r of rows) present.add(r.id.toString('hex'));
+    }
+    const missing: number[] = [];
+    ids.forEach((id, index) => { if (!present.has(id.toString('hex'))) missing.push(index); });
+    return missing;
+  }
+
+  async locateBlobs(agentId: string, ids: Buffer[]): Promise<Map<string, BlobLocation>> {
+    const found = new Map<string, BlobLocation>();
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
+      const slice = ids.slice(i, i + IDS_PER_QUERY);
+      const rows = await this.db.all<BlobLocation>(
+        `SELECT b.id, b.pack_seq, b.offset, b.length, p.hash FROM blobs b JOIN packs p ON p.seq = b.pack_seq WHERE b.agent_id = ? AND b.id IN (${slice.map(() => '?').join(',')})`,
+        [agentId, ...slice],
+      );
+      for (const r of rows) found.set(r.id.toString('hex'), r);
+    }
+    return found;
+  }
+
+  // ---- points
+
+  /** Insert a point if every referenced blob is durable; returns the ids that are not. */
+  commitPoint(point: PointRow): Promise<{ missing: number; conflict: boolean }> {
+    return this.db.transaction(async () => {
+      if (await this.db.get('SELECT 1 FROM points WHERE id = ?', [point.id])) return { missing: 0, conflict: true };
+      const ids: Buffer[] = [];
+      for (let i = 0; i < point.refs.length; i += 32) ids.push(point.refs.subarray(i, i + 32));
+      const missing = await this.missingBlobs(point.agent_id, ids);
+      if (missing.length > 0) return { missing: missing.length, conflict: false };
+      await this.db.run(
+        'INSERT INTO points(id, agent_id, created_ms, committed_ms, header, agent_signature, gateway_signature, refs, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        [point.id, point.agent_id, point.created_ms, point.committed_ms, point.header, point.agent_signature, point.gateway_signature, point.refs, point.state],
+      );
+      return { missing: 0, conflict: false };
+    });
+  }
+
+  listPoints(agentId?: string): Promise<Omit<PointRow, 'refs'>[]> {
+    const cols = 'id, agent_id, created_ms, committed_ms, header, agent_signature, gateway_signature, state';
+    return agentId
+      ? this.db.all(`SELECT ${cols} FROM points WHERE agent_id = ? ORDER BY created_ms`, [agentId])
+      : this.db.all(`SELECT ${cols} FROM points ORDER BY created_ms`);
+  }
+  getPoint(id: Buffer): Promise<PointRow | undefined> { return this.db.get<PointRow>('SELECT * FROM points WHERE id = ?', [id]); }
+}

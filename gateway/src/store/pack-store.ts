@@ -1,0 +1,191 @@
+/**
+ * @module The WORM pack store on local disk. Packs are written under
+ * `incoming/`, sealed (footer, fsync, read-only) and only then renamed to
+ * `packs/<xx>/<hash>.pack`, so a file under `packs/` is always complete.
+ * What is in `incoming/` at start-up was never acknowledged and is removed.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import {
+  ENTRY_PREFIX_BYTES, PackEntry, PackFooter, TRAILER_BYTES,
+  entryPrefix, packHeader, packIndex, packTrailer, parseFooter,
+} from './pack-format.js';
+import type { SealedPackRecord } from '../catalog/catalog.js';
+
+export interface IncomingBlob { id: Buffer; envelope: Buffer }
+
+export interface BlobStore {
+  openPack(agentId: string): PackWriter;
+  readBlob(packHash: Buffer, offset: number, length: number): Promise<Buffer>;
+  packPath(packHash: Buffer): string;
+  listSealedPacks(): Promise<Buffer[]>;
+  readFooter(packHash: Buffer): Promise<PackFooter>;
+  closeReaders(): void;
+}
+
+export class PackWriter {
+  private readonly hasher = new Blake3Hasher();
+  private readonly entries: PackEntry[] = [];
+  private position: number;
+  private closed = false;
+
+  constructor(private readonly store: PackStore, readonly agentId: string, private readonly tmpPath: string, private readonly fd: number) {
+    const header = packHeader(agentId);
+    fs.writeSync(fd, header);
+    this.hasher.update(header);
+    this.position = header.length;
+  }
+
+  get size(): number { return this.position; }
+  get blobCount(): number { return this.entries.length; }
+  get blobIds(): Buffer[] { return this.entries.map((e) => e.id); }
+
+  /** Append blobs in one write; they become durable at seal(). */
+  append(blobs: IncomingBlob[]): void {
+    if (this.closed) throw new Error('pack is already sealed');
+    const parts: Buffer[] = [];
+    for (const blob of blobs) {
+      const prefix = entryPrefix(blob.id, blob.envelope.length);
+      parts.push(prefix, blob.envelope);
+      this.entries.push({ id: blob.id, offset: this.position + ENTRY_PREFIX_BYTES, length: blob.envelope.length });
+      this.position += ENTRY_PREFIX_BYTES + blob.envelope.length;
+      this.hasher.update(prefix).update(blob.envelope);
+    }
+    writeAllSync(this.fd, parts);
+  }
+
+  /** Footer, fsync, read-only, rename into place, fsync the directory. */
+  async seal(): Promise<SealedPackRecord> {
+    if (this.closed) throw new Error('pack is already sealed');
+    this.closed = true;
+    const index = packIndex(this.entries);
+    this.hasher.update(index);
+    const hash = this.hasher.digestBuffer();
+    const trailer = packTrailer(hash, index.length);
+    writeAllSync(this.fd, [index, trailer]);
+    const size = this.position + index.length + TRAILER_BYTES;
+    await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+    fs.fchmodSync(this.fd, 0o444);
+    fs.closeSync(this.fd);
+    const finalPath = this.store.packPath(hash);
+    await fsp.mkdir(path.dirname(finalPath), { recursive: true });
+    await fsp.rename(this.tmpPath, finalPath);
+    await fsyncDir(path.dirname(finalPath));
+    return { hash, agentId: this.agentId, size, entries: this.entries };
+  }
+
+  /** Throw the pack away (nothing in it was acknowledged). */
+  discard(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+    fs.rmSync(this.tmpPath, { force: true });
+  }
+}
+
+export class PackStore implements BlobStore {
+  private readonly readFds = new Map<string, Promise<fsp.FileHandle>>();
+  readonly packsDir: string;
+  readonly incomingDir: string;
+
+  constructor(readonly root: string) {
+    this.packsDir = path.join(root, 'packs');
+    this.incomingDir = path.join(root, 'incoming');
+  }
+
+  static async open(root: string): Promise<PackStore> {
+    const store = new PackStore(root);
+    await fsp.mkdir(store.packsDir, { recursive: true });
+    await fsp.mkdir(store.incomingDir, { recursive: true });
+    return store;
+  }
+
+  packPath(hash: Buffer): string {
+    const hex = hash.toString('hex');
+    return path.join(this.packsDir, hex.slice(0, 2), `${hex}.pack`);
+  }
+
+  openPack(agentId: string): PackWriter {
+    const tmpPath = path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`);
+    const fd = fs.openSync(tmpPath, 'wx', 0o600);
+    return new PackWriter(this, agentId, tmpPath, fd);
+  }
+
+  /** Remove unsealed leftovers of a crash; returns how many. */
+  async discardIncoming(): Promise<number> {
+    const names = await fsp.readdir(this.incomingDir);
+    for (const name of names) await fsp.rm(path.join(this.incomingDir, name), { force: true });
+    return names.length;
+  }
+
+  async listSealedPacks(): Promise<Buffer[]> {
+    const hashes: Buffer[] = [];
+    for (const dir of await fsp.readdir(this.packsDir)) {
+      for (const name of await fsp.readdir(path.join(this.packsDir, dir))) {
+        if (/^[0-9a-f]{64}\.pack$/.test(name)) hashes.push(Buffer.from(name.slice(0, 64), 'hex'));
+      }
+    }
+    return hashes;
+  }
+
+  async readFooter(hash: Buffer): Promise<PackFooter> {
+    const handle = await fsp.open(this.packPath(hash), 'r');
+    try {
+      const { size } = await handle.stat();
+      const head = Buffer.alloc(Math.min(size, 14 + 65535));
+      await handle.read(head, 0, head.length, 0);
+      const trailer = Buffer.alloc(Math.min(size, TRAILER_BYTES));
+      await handle.read(trailer, 0, trailer.length, size - trailer.length);
+      const footerLength = trailer.length === TRAILER_BYTES ? trailer.readUInt32LE(32) : 0;
+      const tailLength = Math.min(size, footerLength + TRAILER_BYTES);
+      const tail = Buffer.alloc(tailLength);
+      await handle.read(tail, 0, tailLength, size - tailLength);
+      return parseFooter(head, tail, size);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async readBlob(packHash: Buffer, offset: number, length: number): Promise<Buffer> {
+    const key = packHash.toString('hex');
+    let handle = this.readFds.get(key);
+    if (!handle) {
+      if (this.readFds.size >= 64) this.closeReaders();
+      handle = fsp.open(this.packPath(packHash), 'r');
+      handle.catch(() => this.readFds.delete(key));
+      this.readFds.set(key, handle);
+    }
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await (await handle).read(buffer, 0, length, offset);
+    if (bytesRead !== length) throw new Error(`pack ${key} is shorter than its index says (blob at ${offset})`);
+    return buffer;
+  }
+
+  closeReaders(): void {
+    for (const handle of this.readFds.values()) handle.then((h) => h.close()).catch(() => undefined);
+    this.readFds.clear();
+  }
+}
+
+function writeAllSync(fd: number, parts: Buffer[]): void {
+  let pending = parts.filter((p) => p.length > 0);
+  while (pending.length > 0) {
+    // writev takes at most IOV_MAX (1024) buffers per call.
+    let written = fs.writevSync(fd, pending.slice(0, 1024));
+    const rest: Buffer[] = [];
+    for (const part of pending) {
+      if (written >= part.length) { written -= part.length; continue; }
+      rest.push(written > 0 ? part.subarray(written) : part);
+      written = 0;
+    }
+    pending = rest;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try { await handle.sync(); } finally { await handle.close(); }
+}

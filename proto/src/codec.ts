@@ -1,0 +1,80 @@
+/**
+ * @module The one place frames are encoded and decoded. Both sides call
+ * `decodeFrame`, which enforces the size limit and turns anything that does
+ * not decode into a typed `ProtocolError` before any handler sees it.
+ */
+import protobuf from 'protobufjs';
+import { fileURLToPath } from 'node:url';
+import type { Frame, PointHeader } from './types.js';
+import { ErrorCode } from './types.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest frame either side accepts; blob batches are cut to stay below it. */
+export const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+
+const protoDir = fileURLToPath(new URL('../src/', import.meta.url));
+const root = new protobuf.Root();
+root.loadSync([protoDir + 'bulwark.proto', protoDir + 'storage.proto'], { keepCase: false });
+
+const FrameType = root.lookupType('bulwark.v1.Frame');
+const PointHeaderType = root.lookupType('bulwark.v1.PointHeader');
+
+const conversion: protobuf.IConversionOptions = { longs: Number, enums: Number, bytes: Buffer, defaults: false, oneofs: false };
+
+export class ProtocolError extends Error {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export function encodeFrame(frame: Frame): Buffer {
+  const bytes = FrameType.encode(FrameType.fromObject(frame)).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export function decodeFrame(data: Buffer): Frame {
+  if (data.length > MAX_FRAME_BYTES) {
+    throw new ProtocolError(ErrorCode.FRAME_TOO_LARGE, `frame of ${data.length} bytes exceeds the limit of ${MAX_FRAME_BYTES}`);
+  }
+  let message: protobuf.Message;
+  try {
+    message = FrameType.decode(data);
+  } catch (err) {
+    throw new ProtocolError(ErrorCode.MALFORMED_FRAME, `frame does not decode: ${(err as Error).message}`);
+  }
+  const frame = FrameType.toObject(message, conversion) as Frame;
+  if (Object.keys(frame).length !== 1) {
+    throw new ProtocolError(ErrorCode.MALFORMED_FRAME, 'frame carries no known message');
+  }
+  return frame;
+}
+
+/** Canonical bytes of a point header: what the agent and gateway sign. */
+export function encodePointHeader(header: PointHeader): Buffer {
+  const bytes = PointHeaderType.encode(PointHeaderType.fromObject(header)).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+export function decodePointHeader(data: Buffer): PointHeader {
+  return PointHeaderType.toObject(PointHeaderType.decode(data), conversion) as PointHeader;
+}
+
+/** Codec for a storage.proto message, looked up by its short name. */
+export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap') {
+  const type = root.lookupType(`bulwark.storage.v1.${name}`);
+  return {
+    encode(value: T): Buffer {
+      const bytes = type.encode(type.fromObject(value as object)).finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    decode(data: Buffer): T {
+      return type.toObject(type.decode(data), { ...conversion, defaults: true }) as T;
+    },
+  };
+}
+
+/** Name of the message a frame carries, for logs and errors. */
+export function frameKind(frame: Frame): keyof Frame {
+  return Object.keys(frame)[0] as keyof Frame;
+}

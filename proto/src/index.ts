@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './codec.js';
+export * from './merkle.js';
+export * from './terminal.js';
