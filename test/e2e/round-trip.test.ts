@@ -1,0 +1,78 @@
+/**
+ * Must-hold 1: a tree with empty files, large files, symlinks, odd names and
+ * deep paths restores byte-identical, with modes, mtimes and symlinks.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_CLI, backup, createSite, enrollAgent, runOk, run, tempDir, type Site } from '../support/cluster.js';
+import { Rng, digestTree } from '../support/trees.js';
+
+function makeTree(root: string): void {
+  const rng = new Rng(1);
+  fs.mkdirSync(root, { recursive: true });
+  fs.writeFileSync(path.join(root, 'empty'), '');
+  fs.writeFileSync(path.join(root, 'small.txt'), 'hello\n');
+  fs.writeFileSync(path.join(root, 'large-random.bin'), rng.bytes(9 * 1024 * 1024 + 17));
+  fs.writeFileSync(path.join(root, 'large-text.log'), rng.text(6 * 1024 * 1024 + 3));
+  fs.writeFileSync(path.join(root, 'dup-a'), Buffer.alloc(300_000, 7));
+  fs.writeFileSync(path.join(root, 'dup-b'), Buffer.alloc(300_000, 7));
+  fs.symlinkSync('small.txt', path.join(root, 'link-to-small'));
+  fs.symlinkSync('/nonexistent/target', path.join(root, 'dangling'));
+  fs.writeFileSync(path.join(root, 'spaces and $pecial ch@rs ✓'), 'odd\n');
+  fs.writeFileSync(Buffer.concat([Buffer.from(root + '/'), Buffer.from([0x6e, 0xff, 0xfe, 0x0a, 0x61])]), 'not utf-8 and a newline in the name');
+  let deep = root;
+  for (let i = 0; i < 40; i++) deep = path.join(deep, `level-${i}-${'d'.repeat(20)}`);
+  fs.mkdirSync(deep, { recursive: true });
+  fs.writeFileSync(path.join(deep, 'bottom.txt'), 'deep\n');
+  fs.mkdirSync(path.join(root, 'empty-dir'));
+  fs.writeFileSync(path.join(root, 'exec.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'private'), 'secret-ish', { mode: 0o600 });
+  fs.chmodSync(path.join(root, 'empty-dir'), 0o750);
+  fs.utimesSync(path.join(root, 'small.txt'), new Date('2001-02-03T04:05:06.789Z'), new Date('2001-02-03T04:05:06.789Z'));
+  for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(root, `many-${i}.dat`), rng.bytes(rng.int(5000)));
+}
+
+describe('round trip', () => {
+  let site: Site;
+  let state: string;
+  const work = tempDir('roundtrip');
+  const source = path.join(work, 'source');
+
+  beforeAll(async () => {
+    makeTree(source);
+    site = await createSite();
+    state = await enrollAgent(site);
+  });
+  afterAll(async () => { await site.gateway.stop(); });
+
+  it('restores every kind of entry byte-identically', async () => {
+    const result = await backup(state, [source]);
+    expect(result.point).toMatch(/^[0-9a-f]{32}$/);
+    expect(result.bytesRead).toBeGreaterThan(15 * 1024 * 1024);
+    const target = path.join(work, 'restored');
+    const restored = await runOk(AGENT_CLI, ['restore', '--state', state, result.point, '--to', target, '--json']);
+    expect(JSON.parse(restored.stdout).verified).toBe(true);
+    expect(digestTree(path.join(target, 'source'))).toEqual(digestTree(source));
+  });
+
+  it('skips unchanged files on the next run and sends almost nothing', async () => {
+    const again = await backup(state, [source]);
+    expect(again.bytesRead).toBe(0);
+    expect(again.unchangedFiles).toBe(again.files);
+    expect(again.bytesSent).toBeLessThan(100_000);
+    fs.appendFileSync(path.join(source, 'small.txt'), 'changed\n');
+    const changed = await backup(state, [source]);
+    expect(changed.bytesRead).toBe(fs.statSync(path.join(source, 'small.txt')).size);
+    const target = path.join(work, 'restored-2');
+    await runOk(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', target]);
+    expect(digestTree(path.join(target, 'source'))).toEqual(digestTree(source));
+  });
+
+  it('refuses to restore over existing files', async () => {
+    const target = path.join(work, 'restored');
+    const result = await run(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', target]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/already exists/);
+  });
+});
