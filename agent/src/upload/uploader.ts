@@ -112,7 +112,8 @@ export class Uploader {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
-    void this.pump();
+    // Whatever changed (answers, acks, a new link), partial query batches must not wait for more adds that may never come.
+    void this.pump(true);
   }
 
   private waitForChange(): Promise<void> {

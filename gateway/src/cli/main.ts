@@ -9,6 +9,8 @@ import { Catalog } from '../catalog/catalog.js';
 import { createToken, DEFAULT_TOKEN_TTL_MS } from '../site/tokens.js';
 import { certFingerprint, pemToDer } from '../site/pki.js';
 import { serveGateway } from '../gateway.js';
+import { PackStore } from '../store/pack-store.js';
+import { verifyStore } from '../verify/verify.js';
 
 const USAGE = `Usage: bulwark-gateway <command> [options]
 
@@ -20,6 +22,9 @@ const USAGE = `Usage: bulwark-gateway <command> [options]
   agents  --dir D [--json]         list enrolled agents
   revoke  --dir D AGENT            revoke an agent: it can no longer connect
   points  --dir D [--json]         list restore points
+  verify  --dir D [--full] [--json]
+                                   check catalog, pack footers, seals and Merkle roots;
+                                   --full also re-hashes every pack
 `;
 
 type Handler = (args: string[]) => Promise<void>;
@@ -136,6 +141,26 @@ const commands: Record<string, Handler> = {
     }
   },
 };
+
+async function verifyCommand(args: string[]): Promise<void> {
+  const { values } = options(args, { dir: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' } });
+  const site = loadSite(requireDir(values.dir));
+  const catalog = await Catalog.open(site.paths.catalog);
+  try {
+    const store = await PackStore.open(site.paths.store);
+    const report = await verifyStore(catalog, store, { full: values.full ?? false });
+    if (values.json) console.log(JSON.stringify(report, null, 2));
+    else {
+      console.log(`${values.full ? 'Full' : 'Metadata'} verify of ${report.packs} packs, ${report.blobs} blobs, ${report.points} points in ${report.seconds.toFixed(2)} s${values.full ? ` (${(report.bytesHashed / 1048576 / Math.max(report.seconds, 0.001)).toFixed(0)} MiB/s)` : ''}.`);
+      for (const f of report.findings) console.log(`  PROBLEM ${f.object}: ${f.problem}`);
+      console.log(report.findings.length === 0 ? 'Everything verifies.' : `${report.findings.length} problem(s); ${report.brokenPoints.length} point(s) broken.`);
+    }
+    if (report.findings.length > 0) process.exitCode = 3;
+  } finally {
+    await catalog.close();
+  }
+}
+commands.verify = verifyCommand;
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

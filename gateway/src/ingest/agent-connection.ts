@@ -65,6 +65,7 @@ export class AgentConnection {
   }
 
   private onFailure(err: unknown): void {
+    if (this.ws.readyState !== this.ws.OPEN) return; // the peer left; nothing to answer
     if (err instanceof ProtocolError) {
       this.ctx.log.warn(`agent ${this.agentId}: ${err.message}; closing`);
       this.closed = true;
