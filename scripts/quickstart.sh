@@ -8,7 +8,7 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 
 work="${BULWARK_QUICKSTART_DIR:-$(mktemp -d /tmp/bulwark-quickstart.XXXXXX)}"
 mkdir -p "$work"
-port="${BULWARK_PORT:-7443}"
+port="${BULWARK_PORT:-0}"   # 0: any free port
 echo "== Working in $work"
 
 echo "== 1. Create a site (CA, gateway certificate, recovery key, WORM store, catalog)"
@@ -21,12 +21,17 @@ echo "== 2. Start the gateway (wss:// with mutual TLS 1.3)"
 bulwark-gateway serve --dir "$work/site" --listen "127.0.0.1:$port" > "$work/gateway.out" 2> "$work/gateway.log" &
 gateway_pid=$!
 trap 'kill $gateway_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do grep -q listening "$work/gateway.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 150); do
+  grep -q listening "$work/gateway.out" 2>/dev/null && break
+  if ! kill -0 $gateway_pid 2>/dev/null; then echo "The gateway did not start:" >&2; cat "$work/gateway.log" >&2; exit 1; fi
+  sleep 0.1
+done
 cat "$work/gateway.out"
+url=$(grep -o 'wss://[^ ]*' "$work/gateway.out")
 
 echo "== 3. Enroll a local agent with a one-time token"
 token=$(bulwark-gateway token --dir "$work/site" | tail -n 1)
-bulwark-agent enroll --state "$work/agent" --gateway "wss://127.0.0.1:$port" --token "$token"
+bulwark-agent enroll --state "$work/agent" --gateway "$url" --token "$token"
 
 echo "== 4. Make a sample tree and back it up"
 sample="$work/sample"
