@@ -64,13 +64,16 @@ class Batcher {
   }
 }
 
+/** One read buffer per worker, reused: chunks are copied out before it is refilled. */
+let segment: Buffer | undefined;
+
 function chunkFile(jobId: number, path: string | Uint8Array): void {
   const batcher = new Batcher(jobId);
   const fd = fs.openSync(typeof path === 'string' ? path : Buffer.from(path), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   let size = 0;
   try {
-    const { maxSize } = DEFAULT_CHUNKING;
-    const buffer = Buffer.allocUnsafeSlow(SEGMENT_BYTES + maxSize);
+    segment ??= Buffer.allocUnsafeSlow(SEGMENT_BYTES + DEFAULT_CHUNKING.maxSize);
+    const buffer = segment;
     let fill = 0;
     let eof = false;
     for (;;) {
@@ -84,8 +87,8 @@ function chunkFile(jobId: number, path: string | Uint8Array): void {
       while (pos < fill) {
         const length = chunker.cut(buffer, pos, fill, eof);
         if (length === 0) break;
-        // Copy: the buffer is reused for the next segment.
-        batcher.add(Buffer.from(buffer.subarray(pos, pos + length)));
+        // No copy needed: add() hashes and seals synchronously, before the buffer is refilled.
+        batcher.add(buffer.subarray(pos, pos + length));
         pos += length;
       }
       buffer.copy(buffer, 0, pos, fill);

@@ -1,0 +1,114 @@
+/**
+ * Backbone benchmark (issue 2): 20,000 files, ~1 GiB, mixed compressible and
+ * incompressible, generated from a seed. Bulwark (real gateway process +
+ * agent CLI on this machine) against Debian's restic and borg on the same
+ * data in the same run: initial backup, re-run with nothing changed,
+ * restore, and peak RSS. Prints a markdown table of medians with ratios.
+ *
+ *   npx tsx test/bench/files-bench.ts        (BENCH_RUNS=3, BENCH_DIR=/tmp/bulwark-bench)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Rng } from '../support/trees.js';
+import { AGENT_CLI, GATEWAY_CLI, GatewayProcess, newToken, runOk } from '../support/cluster.js';
+import { ensurePeers, freshDir, markdownTable, median, timed, type Row } from './peers.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const ROOT = process.env.BENCH_DIR ?? '/tmp/bulwark-bench';
+const FILES = Number(process.env.BENCH_FILES ?? 20_000);
+const DATA = path.join(ROOT, 'data');
+const PASSWORD = 'bench password';
+
+function generate(): number {
+  const marker = path.join(DATA, '.complete');
+  if (fs.existsSync(marker)) return Number(fs.readFileSync(marker, 'utf8'));
+  freshDir(DATA);
+  const rng = new Rng(20_000);
+  let bytes = 0;
+  const large = Math.round(FILES / 400);
+  for (let i = 0; i < FILES; i++) {
+    const dir = path.join(DATA, `d${i % 100}`, `e${Math.floor(i / 100) % 20}`);
+    if (i < 2000) fs.mkdirSync(dir, { recursive: true });
+    const size = i < large ? 4 * 1024 * 1024 + rng.int(4 * 1024 * 1024) : 1 + rng.int(56 * 1024);
+    const data = i % 2 === 0 ? rng.text(size) : rng.bytes(size);
+    fs.writeFileSync(path.join(dir, `f${i}.${i % 2 ? 'bin' : 'txt'}`), data);
+    bytes += size;
+  }
+  fs.writeFileSync(marker, String(bytes));
+  return bytes;
+}
+
+interface Phases { initial: number; rerun: number; restore: number; rssBackup: number; rssRestore: number; rssGateway?: number }
+
+function vmHwm(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+async function bulwark(run: number): Promise<Phases> {
+  const dir = freshDir(path.join(ROOT, `bulwark-${run}`));
+  fs.writeFileSync(path.join(dir, 'pw'), PASSWORD);
+  await runOk(GATEWAY_CLI, ['init', '--dir', path.join(dir, 'site'), '--restore-password-file', path.join(dir, 'pw')]);
+  const gateway = new GatewayProcess(path.join(dir, 'site'));
+  await gateway.start(0);
+  try {
+    const state = path.join(dir, 'agent');
+    await runOk(AGENT_CLI, ['enroll', '--state', state, '--gateway', gateway.url, '--token', await newToken(gateway.dir)]);
+    const node = process.execPath;
+    const initial = timed(node, [AGENT_CLI, 'backup', '--state', state, '--json', DATA]);
+    const rerun = timed(node, [AGENT_CLI, 'backup', '--state', state, '--json', DATA]);
+    const restore = timed(node, [AGENT_CLI, 'restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
+    return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: vmHwm(gateway.proc.pid!) };
+  } finally {
+    await gateway.stop();
+  }
+}
+
+function restic(run: number): Phases {
+  const dir = freshDir(path.join(ROOT, `restic-${run}`));
+  const env = { ...process.env, RESTIC_PASSWORD: PASSWORD, RESTIC_REPOSITORY: path.join(dir, 'repo'), RESTIC_CACHE_DIR: path.join(dir, 'cache') };
+  timed('restic', ['init', '--quiet'], { env });
+  const initial = timed('restic', ['backup', '--quiet', DATA], { env });
+  const rerun = timed('restic', ['backup', '--quiet', DATA], { env });
+  const restore = timed('restic', ['restore', 'latest', '--quiet', '--target', path.join(dir, 'restored')], { env });
+  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes };
+}
+
+function borg(run: number): Phases {
+  const dir = freshDir(path.join(ROOT, `borg-${run}`));
+  const env = { ...process.env, BORG_PASSPHRASE: PASSWORD, BORG_REPO: path.join(dir, 'repo'), BORG_BASE_DIR: dir, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
+  timed('borg', ['init', '--encryption=repokey-blake2'], { env });
+  const initial = timed('borg', ['create', '--compression', 'lz4', '::first', DATA], { env });
+  const rerun = timed('borg', ['create', '--compression', 'lz4', '::second', DATA], { env });
+  const target = freshDir(path.join(dir, 'restored'));
+  const restore = timed('borg', ['extract', '::second'], { env, cwd: target });
+  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes };
+}
+
+async function main(): Promise<void> {
+  ensurePeers();
+  const bytes = generate();
+  console.error(`bench: ${FILES} files, ${(bytes / 1048576).toFixed(0)} MiB in ${DATA}; ${RUNS} runs each`);
+  const results: Record<'bulwark' | 'restic' | 'borg', Phases[]> = { bulwark: [], restic: [], borg: [] };
+  for (let run = 0; run < RUNS; run++) {
+    results.bulwark.push(await bulwark(run));
+    console.error(`bench: run ${run + 1}: bulwark ${JSON.stringify(results.bulwark[run])}`);
+    results.restic.push(restic(run));
+    console.error(`bench: run ${run + 1}: restic ${JSON.stringify(results.restic[run])}`);
+    results.borg.push(borg(run));
+    console.error(`bench: run ${run + 1}: borg ${JSON.stringify(results.borg[run])}`);
+    for (const tool of ['bulwark', 'restic', 'borg']) fs.rmSync(path.join(ROOT, `${tool}-${run}`), { recursive: true, force: true });
+  }
+  const m = (tool: keyof typeof results, key: keyof Phases) => median(results[tool].map((p) => p[key] ?? 0));
+  const rows: Row[] = [
+    { metric: 'initial backup', bulwark: m('bulwark', 'initial'), restic: m('restic', 'initial'), borg: m('borg', 'initial'), unit: 's', target: { ratio: 0.67, of: 'faster-peer' } },
+    { metric: 're-run, nothing changed', bulwark: m('bulwark', 'rerun'), restic: m('restic', 'rerun'), borg: m('borg', 'rerun'), unit: 's', target: { ratio: 0.5, of: 'faster-peer' } },
+    { metric: 'restore', bulwark: m('bulwark', 'restore'), restic: m('restic', 'restore'), borg: m('borg', 'restore'), unit: 's', target: { ratio: 0.67, of: 'faster-peer' } },
+    { metric: 'peak RSS, agent backup', bulwark: m('bulwark', 'rssBackup'), restic: m('restic', 'rssBackup'), borg: m('borg', 'rssBackup'), unit: 'MiB', target: { max: 300 * 1048576 } },
+    { metric: 'peak RSS, agent restore', bulwark: m('bulwark', 'rssRestore'), restic: m('restic', 'rssRestore'), borg: m('borg', 'rssRestore'), unit: 'MiB', target: { max: 300 * 1048576 } },
+    { metric: 'peak RSS, gateway', bulwark: m('bulwark', 'rssGateway'), unit: 'MiB', target: { max: 300 * 1048576 } },
+  ];
+  console.log(markdownTable(`File trees: ${FILES} files, ${(bytes / 1048576).toFixed(0)} MiB (median of ${RUNS})`, rows));
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

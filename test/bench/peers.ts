@@ -1,0 +1,55 @@
+/**
+ * @module Benchmark support: deterministic data, timing of whole commands,
+ * the peers (Debian's restic and borg) and markdown tables with ratios.
+ */
+import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import fs from 'node:fs';
+
+export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
+
+/** Run a command to completion; wall time and peak RSS (GNU time) of the whole process tree's leader. */
+export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): Timed {
+  const started = process.hrtime.bigint();
+  const result = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
+  const lines = String(result.stderr).trim().split('\n');
+  return { seconds, stdout: String(result.stdout), peakRssBytes: Number(lines[lines.length - 1]) * 1024 };
+}
+
+export function ensurePeers(): void {
+  const missing = ['restic', 'borgbackup'].filter((pkg) => spawnSync('sh', ['-c', `command -v ${pkg === 'borgbackup' ? 'borg' : pkg}`]).status !== 0);
+  if (missing.length === 0) return;
+  console.error(`bench: installing ${missing.join(' ')} from Debian`);
+  execFileSync('sh', ['-c', `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${missing.join(' ')}`], { stdio: 'inherit' });
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export interface Row { metric: string; bulwark: number; restic?: number; borg?: number; unit: string; target?: { ratio: number; of: 'faster-peer' } | { max: number } }
+
+export function markdownTable(title: string, rows: Row[]): string {
+  const fmt = (v: number | undefined, unit: string) => (v === undefined ? '–' : unit === 's' ? v.toFixed(2) : unit === 'MiB' ? (v / 1048576).toFixed(1) : String(v));
+  const lines = [`### ${title}`, '', '| metric | Bulwark | restic | borg | ratio vs faster peer | target | met |', '|---|---|---|---|---|---|---|'];
+  for (const r of rows) {
+    const peers = [r.restic, r.borg].filter((v): v is number => v !== undefined);
+    const faster = peers.length ? Math.min(...peers) : undefined;
+    const ratio = faster ? r.bulwark / faster : undefined;
+    let target = '';
+    let met = '';
+    if (r.target && 'ratio' in r.target) { target = `≤ ${r.target.ratio} ×`; met = ratio !== undefined && ratio <= r.target.ratio ? 'yes' : 'NO'; }
+    if (r.target && 'max' in r.target) { target = `≤ ${fmt(r.target.max, r.unit)} ${r.unit}`; met = r.bulwark <= r.target.max ? 'yes' : 'NO'; }
+    lines.push(`| ${r.metric} (${r.unit}) | ${fmt(r.bulwark, r.unit)} | ${fmt(r.restic, r.unit)} | ${fmt(r.borg, r.unit)} | ${ratio === undefined ? '–' : ratio.toFixed(2)} | ${target} | ${met} |`);
+  }
+  return lines.join('\n');
+}
+
+export function freshDir(dir: string): string {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
