@@ -8,23 +8,23 @@ import { blake3 } from '@napi-rs/blake-hash';
 const LEAF = Buffer.from([0]);
 const NODE = Buffer.from([1]);
 export const BLOB_ID_BYTES = 32;
+/** Children per node. Wide nodes keep the root cheap (a few hash calls per 10,000 ids) while still allowing proofs per group. */
+export const MERKLE_FANOUT = 1024;
+
+function level(prefix: Buffer, items: Buffer): Buffer {
+  const parents: Buffer[] = [];
+  const width = MERKLE_FANOUT * 32;
+  for (let i = 0; i < items.length; i += width) parents.push(blake3(Buffer.concat([prefix, items.subarray(i, i + width)])));
+  return Buffer.concat(parents);
+}
 
 /** refs: concatenated 32-byte ids in the order they are stored. */
 export function merkleRoot(refs: Buffer): Buffer {
   if (refs.length % BLOB_ID_BYTES !== 0) throw new Error(`reference list length ${refs.length} is not a multiple of ${BLOB_ID_BYTES}`);
-  let level: Buffer[] = [];
-  for (let i = 0; i < refs.length; i += BLOB_ID_BYTES) {
-    level.push(blake3(Buffer.concat([LEAF, refs.subarray(i, i + BLOB_ID_BYTES)])));
-  }
-  if (level.length === 0) return blake3(LEAF);
-  while (level.length > 1) {
-    const next: Buffer[] = [];
-    for (let i = 0; i < level.length; i += 2) {
-      next.push(i + 1 < level.length ? blake3(Buffer.concat([NODE, level[i], level[i + 1]])) : level[i]);
-    }
-    level = next;
-  }
-  return level[0];
+  let nodes = level(LEAF, refs);
+  if (nodes.length === 0) return blake3(LEAF);
+  while (nodes.length > 32) nodes = level(NODE, nodes);
+  return nodes;
 }
 
 /** Sort and de-duplicate ids; the canonical form of a reference list. */

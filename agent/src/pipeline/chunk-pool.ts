@@ -11,11 +11,11 @@ import type { BlobBatch, FromWorker, ToWorker } from './messages.js';
 
 export interface SealedBlob { id: Buffer; envelope: Buffer }
 export type BlobConsumer = (blobs: SealedBlob[], plainBytes: number) => Promise<void>;
-export interface ChunkResult { ids: Buffer[]; sizes: number[]; size: number }
+export interface ChunkResult { ids: Buffer[]; sizes: number[]; size: number; error?: FileReadError }
 
 const OUTSTANDING_LIMIT = 16 * 1024 * 1024;
 
-interface Job { jobId: number; message: ToWorker; consumer: BlobConsumer; resolve(r: ChunkResult): void; reject(e: Error): void; consumed: Promise<void> }
+interface Job { jobId: number; message: ToWorker; consumer: BlobConsumer; resolve(r: ChunkResult[]): void; reject(e: Error): void; consumed: Promise<void> }
 interface Slot { worker: Worker; outstanding: Int32Array; jobs: Map<number, Job>; load: number }
 
 export class FileReadError extends Error {
@@ -36,8 +36,12 @@ export class ChunkPool {
   private readonly slots: Slot[] = [];
   private nextJob = 1;
 
-  constructor(keys: AgentKeys, threads = Math.max(1, Math.min(4, os.availableParallelism()))) {
-    for (let i = 0; i < threads; i++) {
+  /** Workers start on the first job: a run where nothing changed never pays for them. */
+  constructor(private readonly keys: AgentKeys, private readonly threads = Math.max(1, Math.min(4, os.availableParallelism()))) {}
+
+  private startWorkers(): void {
+    const keys = this.keys;
+    for (let i = 0; i < this.threads; i++) {
       const worker = new Worker(new URL('./chunk-worker.js', import.meta.url));
       const shared = new SharedArrayBuffer(4);
       const slot: Slot = { worker, outstanding: new Int32Array(shared), jobs: new Map(), load: 0 };
@@ -49,15 +53,23 @@ export class ChunkPool {
     }
   }
 
-  chunkFile(path: string | Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
-    return this.submit({ type: 'file', jobId: 0, path }, consumer);
+  /** Chunk files in one worker job; a file that cannot be read comes back with `error` set. */
+  chunkFiles(paths: (string | Buffer)[], consumer: BlobConsumer): Promise<ChunkResult[]> {
+    return this.submit({ type: 'files', jobId: 0, paths }, consumer);
   }
 
-  sealData(data: Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
-    return this.submit({ type: 'data', jobId: 0, data }, consumer);
+  async chunkFile(path: string | Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
+    const [result] = await this.chunkFiles([path], consumer);
+    if (result.error) throw result.error;
+    return result;
   }
 
-  private submit(message: ToWorker, consumer: BlobConsumer): Promise<ChunkResult> {
+  async sealData(data: Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
+    return (await this.submit({ type: 'data', jobId: 0, data }, consumer))[0];
+  }
+
+  private submit(message: ToWorker, consumer: BlobConsumer): Promise<ChunkResult[]> {
+    if (this.slots.length === 0) this.startWorkers();
     const slot = this.slots.reduce((a, b) => (b.load < a.load ? b : a));
     const jobId = this.nextJob++;
     (message as { jobId: number }).jobId = jobId;
@@ -88,10 +100,13 @@ export class ChunkPool {
       job.consumed.finally(() => job.reject(new FileReadError(message.message, message.code)));
       return;
     }
-    const ids: Buffer[] = [];
-    const all = Buffer.from(message.ids.buffer, message.ids.byteOffset, message.ids.byteLength);
-    for (let i = 0; i < all.length; i += 32) ids.push(all.subarray(i, i + 32));
-    job.consumed.then(() => job.resolve({ ids, sizes: Array.from(message.sizes), size: message.size }), job.reject);
+    const results = message.files.map((file): ChunkResult => {
+      const ids: Buffer[] = [];
+      const all = Buffer.from(file.ids.buffer, file.ids.byteOffset, file.ids.byteLength);
+      for (let i = 0; i < all.length; i += 32) ids.push(all.subarray(i, i + 32));
+      return { ids, sizes: Array.from(file.sizes), size: file.size, error: file.error ? new FileReadError(file.error.message, file.error.code) : undefined };
+    });
+    job.consumed.then(() => job.resolve(results), job.reject);
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { FastCdc, gearTable, DEFAULT_CHUNKING } from '../chunking/fastcdc.js';
 import { blobId, sealBlob } from '../crypto/envelope.js';
-import type { BlobBatch, FromWorker, ToWorker, WorkerKeys } from './messages.js';
+import type { BlobBatch, FileChunks, FromWorker, ToWorker, WorkerKeys } from './messages.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -26,20 +26,18 @@ class Batcher {
   private envelopes: Buffer[] = [];
   private bytes = 0;
   private plain = 0;
-  readonly all: Buffer[] = [];
-  readonly sizes: number[] = [];
   constructor(private readonly jobId: number) {}
 
-  add(plain: Buffer): void {
+  /** Seal one chunk; returns its id. */
+  add(plain: Buffer): Buffer {
     const id = blobId(keys.blobIdKey, plain);
     const envelope = sealBlob(keys.dataKey, id, plain);
     this.ids.push(id);
-    this.all.push(id);
-    this.sizes.push(plain.length);
     this.envelopes.push(envelope);
     this.bytes += envelope.length;
     this.plain += plain.length;
     if (this.bytes >= BATCH_BYTES) this.flush();
+    return id;
   }
 
   flush(): void {
@@ -67,8 +65,9 @@ class Batcher {
 /** One read buffer per worker, reused: chunks are copied out before it is refilled. */
 let segment: Buffer | undefined;
 
-function chunkFile(jobId: number, path: string | Uint8Array): void {
-  const batcher = new Batcher(jobId);
+function chunkFile(batcher: Batcher, path: string | Uint8Array): FileChunks {
+  const ids: Buffer[] = [];
+  const sizes: number[] = [];
   const fd = fs.openSync(typeof path === 'string' ? path : Buffer.from(path), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   let size = 0;
   try {
@@ -88,7 +87,8 @@ function chunkFile(jobId: number, path: string | Uint8Array): void {
         const length = chunker.cut(buffer, pos, fill, eof);
         if (length === 0) break;
         // No copy needed: add() hashes and seals synchronously, before the buffer is refilled.
-        batcher.add(buffer.subarray(pos, pos + length));
+        ids.push(batcher.add(buffer.subarray(pos, pos + length)));
+        sizes.push(length);
         pos += length;
       }
       buffer.copy(buffer, 0, pos, fill);
@@ -98,15 +98,28 @@ function chunkFile(jobId: number, path: string | Uint8Array): void {
   } finally {
     fs.closeSync(fd);
   }
+  return { ids: Buffer.concat(ids), sizes: Uint32Array.from(sizes), size };
+}
+
+function chunkFiles(jobId: number, paths: (string | Uint8Array)[]): void {
+  const batcher = new Batcher(jobId);
+  const files = paths.map((path): FileChunks => {
+    try {
+      return chunkFile(batcher, path);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { ids: new Uint8Array(0), sizes: new Uint32Array(0), size: 0, error: { message: e.message, code: e.code } };
+    }
+  });
   batcher.flush();
-  post({ type: 'done', jobId, ids: Buffer.concat(batcher.all), sizes: Uint32Array.from(batcher.sizes), size });
+  post({ type: 'done', jobId, files });
 }
 
 function sealData(jobId: number, data: Uint8Array): void {
   const batcher = new Batcher(jobId);
-  batcher.add(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  const id = batcher.add(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   batcher.flush();
-  post({ type: 'done', jobId, ids: Buffer.concat(batcher.all), sizes: Uint32Array.from(batcher.sizes), size: data.byteLength });
+  post({ type: 'done', jobId, files: [{ ids: id, sizes: Uint32Array.of(data.byteLength), size: data.byteLength }] });
 }
 
 function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {
@@ -119,7 +132,7 @@ function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {
 port.on('message', (message: ToWorker) => {
   if (message.type === 'init') return init(message.keys, message.outstanding, message.outstandingLimit);
   try {
-    if (message.type === 'file') chunkFile(message.jobId, message.path);
+    if (message.type === 'files') chunkFiles(message.jobId, message.paths);
     else sealData(message.jobId, message.data);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

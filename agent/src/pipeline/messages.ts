@@ -7,8 +7,8 @@ export interface WorkerKeys { blobIdKey: Uint8Array; dataKey: Uint8Array; chunkS
 
 export type ToWorker =
   | { type: 'init'; keys: WorkerKeys; outstanding: SharedArrayBuffer; outstandingLimit: number }
-  /** Chunk a file (or a byte range of it, for volumes: fixed-size blocks, zero blocks skipped). */
-  | { type: 'file'; jobId: number; path: string | Uint8Array }
+  /** Chunk files, one after another; small files travel in groups so a message carries many. */
+  | { type: 'files'; jobId: number; paths: (string | Uint8Array)[] }
   | { type: 'data'; jobId: number; data: Uint8Array };
 
 export interface BlobBatch {
@@ -20,7 +20,10 @@ export interface BlobBatch {
   plainBytes: number;
 }
 
+/** Per file of a job: its blob ids (32 bytes each) and plaintext sizes, or why it could not be read. */
+export interface FileChunks { ids: Uint8Array; sizes: Uint32Array; size: number; error?: { message: string; code?: string } }
+
 export type FromWorker =
   | { type: 'blobs'; jobId: number; batch: BlobBatch }
-  | { type: 'done'; jobId: number; ids: Uint8Array; sizes: Uint32Array; size: number }
+  | { type: 'done'; jobId: number; files: FileChunks[] }
   | { type: 'failed'; jobId: number; message: string; code?: string };

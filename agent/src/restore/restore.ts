@@ -18,7 +18,7 @@ import { openBlob } from '../crypto/envelope.js';
 import { deriveKeys, verifyDetached, type AgentKeys } from '../crypto/keys.js';
 import type { GatewayLink } from '../transport/link.js';
 import type { AgentState } from '../state/state.js';
-import type { FromRestoreWorker, RestoreFile, ToRestoreWorker } from './write-worker.js';
+import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } from './write-worker.js';
 
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
@@ -58,13 +58,18 @@ export async function resolvePoint(link: GatewayLink, agentId: string, given: st
 }
 
 /** Read blobs by id; calls `onBlob` for each as it arrives. */
-export async function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onBlob: (id: Buffer, envelope: Buffer) => void): Promise<void> {
+export function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onBlob: (id: Buffer, envelope: Buffer) => void): Promise<void> {
+  return readBlobBatches(link, agentId, ids, (blobs) => { for (const b of blobs) onBlob(b.id, b.envelope); });
+}
+
+/** Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive. */
+export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void): Promise<void> {
   const batches: Buffer[][] = [];
   for (let i = 0; i < ids.length; i += IDS_PER_READ) batches.push(ids.slice(i, i + IDS_PER_READ));
   const own = new Set<number>();
   const listener = (data: BlobData) => {
     if (data.requestId === undefined || !own.has(data.requestId)) return;
-    for (const blob of data.blobs ?? []) onBlob(blob.id, blob.envelope);
+    onBlobs(data.blobs ?? []);
   };
   link.on('blobData', listener);
   try {
@@ -89,7 +94,7 @@ export async function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[
 
 export async function fetchPlain(link: GatewayLink, access: PointAccess, ids: Buffer[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  await readBlobs(link, access.agentId, ids, (id, envelope) => out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)));
+  await readBlobBatches(link, access.agentId, ids, (blobs) => { for (const { id, envelope } of blobs) out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)); });
   for (const id of ids) if (!out.has(id.toString('hex'))) throw new RestoreError(`blob ${id.toString('hex')} was not returned`);
   return out;
 }
@@ -200,16 +205,22 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       await fsp.lutimes(sym.path, mtime, mtime);
     }
     const ids = [...targets.keys()].map((k) => Buffer.from(k, 'hex'));
-    await readBlobs(link, access.agentId, ids, (id, envelope) => {
-      const list = targets.get(id.toString('hex'));
-      if (!list) return;
-      for (let w = 0; w < threads; w++) {
-        const mine = list.filter((t) => t.worker === w);
-        if (mine.length === 0) continue;
-        // A view into the received frame would clone the whole frame; copy just this blob and transfer it.
-        const own = new Uint8Array(envelope);
-        workers[w].postMessage({ type: 'blob', id: new Uint8Array(id), envelope: own, targets: mine.map((t) => ({ file: t.file, offset: t.offset })) } satisfies ToRestoreWorker, [own.buffer]);
+    await readBlobBatches(link, access.agentId, ids, (blobs) => {
+      const perWorker: RestoreBlob[][] = workers.map(() => []);
+      const transfer: ArrayBuffer[][] = workers.map(() => []);
+      for (const { id, envelope } of blobs) {
+        const list = targets.get(id.toString('hex'));
+        if (!list) continue;
+        for (let w = 0; w < threads; w++) {
+          const mine = list.filter((t) => t.worker === w);
+          if (mine.length === 0) continue;
+          // A view into the received frame would clone the whole frame; copy just this blob and transfer it.
+          const own = new Uint8Array(envelope);
+          perWorker[w].push({ id: new Uint8Array(id), envelope: own, targets: mine.map((t) => ({ file: t.file, offset: t.offset })) });
+          transfer[w].push(own.buffer);
+        }
       }
+      perWorker.forEach((batch, w) => { if (batch.length) workers[w].postMessage({ type: 'blobs', blobs: batch } satisfies ToRestoreWorker, transfer[w]); });
     });
     checkDone();
     await finished;

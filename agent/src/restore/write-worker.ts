@@ -12,7 +12,8 @@ export interface RestoreFile { index: number; path: Uint8Array; size: number; bl
 export type ToRestoreWorker =
   | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; chown: boolean }
   | { type: 'files'; files: RestoreFile[] }
-  | { type: 'blob'; id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] };
+  | { type: 'blobs'; blobs: RestoreBlob[] };
+export interface RestoreBlob { id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] }
 export type FromRestoreWorker =
   | { type: 'progress'; bytes: number; filesDone: number }
   | { type: 'failed'; message: string };
@@ -68,14 +69,16 @@ port.on('message', (message: ToRestoreWorker) => {
       report(true);
       return;
     }
-    const plain = openBlob(dataKey, blobIdKey, Buffer.from(message.id), Buffer.from(message.envelope.buffer, message.envelope.byteOffset, message.envelope.byteLength));
-    for (const target of message.targets) {
-      const file = files.get(target.file);
-      if (!file) continue;
-      let written = 0;
-      while (written < plain.length) written += fs.writeSync(file.fd, plain, written, plain.length - written, target.offset + written);
-      bytes += plain.length;
-      if (--file.remaining === 0) finish(file);
+    for (const blob of message.blobs) {
+      const plain = openBlob(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
+      for (const target of blob.targets) {
+        const file = files.get(target.file);
+        if (!file) continue;
+        let written = 0;
+        while (written < plain.length) written += fs.writeSync(file.fd, plain, written, plain.length - written, target.offset + written);
+        bytes += plain.length;
+        if (--file.remaining === 0) finish(file);
+      }
     }
     report(files.size === 0);
   } catch (err) {

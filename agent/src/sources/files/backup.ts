@@ -16,7 +16,13 @@ import type { AgentKeys } from '../../crypto/keys.js';
 
 const treeCodec = storageCodec<Tree>('Tree');
 const SLASH = Buffer.from('/');
-const FILES_IN_FLIGHT = 64;
+/** Worker jobs queued at once; each holds at most GROUP_BYTES of small files or one large file. */
+const JOBS_IN_FLIGHT = 16;
+const GROUPED_FILE_BYTES = 256 * 1024;
+const GROUP_FILES = 64;
+const GROUP_BYTES = 4 * 1024 * 1024;
+
+interface PendingFile { index: number; full: Buffer; name: Buffer; st: fs.BigIntStats }
 
 export interface WalkStats { files: number; dirs: number; symlinks: number; skipped: number; bytesRead: number; logicalBytes: number; unchangedFiles: number; warnings: string[] }
 
@@ -47,7 +53,7 @@ export interface FileTreeOptions {
 export async function backupFileTrees(paths: string[], options: FileTreeOptions): Promise<FileTreeBackup> {
   const stats: WalkStats = { files: 0, dirs: 0, symlinks: 0, skipped: 0, bytesRead: 0, logicalBytes: 0, unchangedFiles: 0, warnings: [] };
   const refs = new Set<string>();
-  const limit = new Semaphore(FILES_IN_FLIGHT);
+  const limit = new Semaphore(JOBS_IN_FLIGHT);
   const { keys, pool, uploader, cache } = options;
 
   const addRef = (id: Buffer) => refs.add(id.toString('hex'));
@@ -69,82 +75,112 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
     };
   }
 
-  async function fileNode(full: Buffer, name: Buffer, st: fs.BigIntStats): Promise<TreeNode> {
+  function fileNodeFrom(name: Buffer, st: fs.BigIntStats, key: string, content: Buffer[], sizes: number[], size: number): TreeNode {
     const node = baseNode(name, st, NodeType.FILE);
-    const key = full.toString('latin1');
-    const cached = options.useCache ? cache.lookup(key, st) : undefined;
-    if (cached) {
-      stats.unchangedFiles++;
-      node.content = cached.ids;
-      node.contentSizes = cached.sizes;
-      node.size = cached.size;
-    } else {
-      await limit.take();
-      try {
-        const result = await pool.chunkFile(full, async (blobs, plainBytes) => {
-          stats.bytesRead += plainBytes;
-          await uploader.add(blobs);
-        });
-        node.content = result.ids;
-        node.contentSizes = result.sizes;
-        node.size = result.size;
-      } finally {
-        limit.give();
-      }
-    }
-    cache.remember(key, st, node.size, node.content!, node.contentSizes!);
-    for (const id of node.content!) addRef(id);
+    node.content = content;
+    node.contentSizes = sizes;
+    node.size = size;
+    cache.remember(key, st, size, content, sizes);
+    for (const id of content) addRef(id);
     stats.files++;
-    stats.logicalBytes += node.size;
-    options.onProgress?.(stats);
+    stats.logicalBytes += size;
     return node;
   }
 
-  async function entryNode(full: Buffer, name: Buffer): Promise<TreeNode | undefined> {
-    let st: fs.BigIntStats;
+  /** Chunk a group of changed files in one worker job and fill in their nodes. */
+  async function chunkGroup(group: PendingFile[], nodes: (TreeNode | undefined)[]): Promise<void> {
+    await limit.take();
     try {
-      // Synchronous on purpose: a metadata call on a local disk costs microseconds; a promise per file costs more.
-      st = fs.lstatSync(full, { bigint: true });
-    } catch (err) {
-      warn(`${full.toString()}: ${(err as Error).message} (skipped)`);
-      return undefined;
-    }
-    try {
-      if (st.isFile()) return await fileNode(full, name, st);
-      if (st.isDirectory()) return await dirNode(full, name, st);
-      if (st.isSymbolicLink()) {
-        const node = baseNode(name, st, NodeType.SYMLINK);
-        node.symlinkTarget = fs.readlinkSync(full, { encoding: 'buffer' });
-        stats.symlinks++;
-        return node;
-      }
-      warn(`${full.toString()}: special file (device, socket or fifo) not backed up`);
-      return undefined;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'ELOOP') {
-        warn(`${full.toString()}: ${e.message} (skipped)`);
-        return undefined;
-      }
-      throw err;
+      const results = await pool.chunkFiles(group.map((f) => f.full), async (blobs, plainBytes) => {
+        stats.bytesRead += plainBytes;
+        await uploader.add(blobs);
+      });
+      results.forEach((result, k) => {
+        const f = group[k];
+        if (result.error) {
+          if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP'].includes(result.error.code ?? '')) throw result.error;
+          warn(`${f.full.toString()}: ${result.error.message} (skipped)`);
+          return;
+        }
+        nodes[f.index] = fileNodeFrom(f.name, f.st, f.full.toString('latin1'), result.ids, result.sizes, result.size);
+      });
+      options.onProgress?.(stats);
+    } finally {
+      limit.give();
     }
   }
 
   async function dirNode(full: Buffer, name: Buffer, st: fs.BigIntStats): Promise<TreeNode> {
     const node = baseNode(name, st, NodeType.DIR);
     const names = fs.readdirSync(full, { encoding: 'buffer' });
-    const children = await Promise.all(names.map((child) => entryNode(Buffer.concat([full, SLASH, child]), child)));
-    node.subtree = await storeTree(children.filter((c): c is TreeNode => c !== undefined));
+    const nodes: (TreeNode | undefined)[] = new Array(names.length);
+    const pending: Promise<unknown>[] = [];
+    let group: PendingFile[] = [];
+    let groupBytes = 0;
+    const flushGroup = () => {
+      if (group.length === 0) return;
+      pending.push(chunkGroup(group, nodes));
+      group = [];
+      groupBytes = 0;
+    };
+    names.forEach((childName, index) => {
+      const child = Buffer.concat([full, SLASH, childName]);
+      let childSt: fs.BigIntStats;
+      try {
+        // Synchronous on purpose: a metadata call on a local disk costs microseconds; a promise per file costs more.
+        childSt = fs.lstatSync(child, { bigint: true });
+        if (childSt.isFile()) {
+          const key = child.toString('latin1');
+          const cached = options.useCache ? cache.lookup(key, childSt) : undefined;
+          if (cached) {
+            stats.unchangedFiles++;
+            nodes[index] = fileNodeFrom(childName, childSt, key, cached.ids, cached.sizes, cached.size);
+          } else if (childSt.size <= GROUPED_FILE_BYTES) {
+            group.push({ index, full: child, name: childName, st: childSt });
+            groupBytes += Number(childSt.size);
+            if (group.length >= GROUP_FILES || groupBytes >= GROUP_BYTES) flushGroup();
+          } else {
+            pending.push(chunkGroup([{ index, full: child, name: childName, st: childSt }], nodes));
+          }
+        } else if (childSt.isDirectory()) {
+          pending.push(dirNode(child, childName, childSt).then((n) => { nodes[index] = n; }));
+        } else if (childSt.isSymbolicLink()) {
+          const link = baseNode(childName, childSt, NodeType.SYMLINK);
+          link.symlinkTarget = fs.readlinkSync(child, { encoding: 'buffer' });
+          stats.symlinks++;
+          nodes[index] = link;
+        } else {
+          warn(`${child.toString()}: special file (device, socket or fifo) not backed up`);
+        }
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'ENOTDIR'].includes(e.code ?? '')) throw err;
+        warn(`${child.toString()}: ${e.message} (skipped)`);
+      }
+    });
+    flushGroup();
+    await Promise.all(pending);
+    node.subtree = await storeTree(nodes.filter((c): c is TreeNode => c !== undefined));
     stats.dirs++;
     return node;
+  }
+
+  async function rootNode(full: Buffer): Promise<TreeNode> {
+    const st = fs.lstatSync(full, { bigint: true });
+    const name = Buffer.from(path.basename(full.toString()) || '/');
+    if (st.isDirectory()) return dirNode(full, name, st);
+    const holder: (TreeNode | undefined)[] = [];
+    if (st.isFile()) await chunkGroup([{ index: 0, full, name, st }], holder);
+    else if (st.isSymbolicLink()) { holder[0] = baseNode(name, st, NodeType.SYMLINK); holder[0].symlinkTarget = fs.readlinkSync(full, { encoding: 'buffer' }); }
+    if (!holder[0]) throw new Error(`cannot back up ${full.toString()}: ${stats.warnings[stats.warnings.length - 1] ?? 'not a file, directory or symlink'}`);
+    return holder[0];
   }
 
   const roots: SourceRoot[] = [];
   for (const given of paths) {
     const absolute = path.resolve(given);
-    const node = await entryNode(Buffer.from(absolute), Buffer.from(path.basename(absolute) || '/'));
-    if (!node) throw new Error(`cannot back up ${absolute}: ${stats.warnings[stats.warnings.length - 1] ?? 'not found'}`);
-    roots.push({ path: absolute, root: node });
+    if (!fs.existsSync(absolute)) throw new Error(`cannot back up ${absolute}: no such file or directory`);
+    roots.push({ path: absolute, root: await rootNode(Buffer.from(absolute)) });
   }
   return { roots, refs, stats };
 }
