@@ -158,7 +158,8 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
 
   // Assign each file to one worker; route each blob to the workers whose files use it.
   const threads = Math.max(1, Math.min(4, os.availableParallelism()));
-  const targets = new Map<string, { worker: number; file: number; offset: number }[]>();
+  /** Per blob id: for each worker, the (file, offset) places it must be written to. */
+  const targets = new Map<string, { file: number; offset: number }[][]>();
   const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
   let totalBytes = 0;
   files.forEach((f, index) => {
@@ -169,9 +170,9 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     let offset = 0;
     content.forEach((id, k) => {
       const key = id.toString('hex');
-      let list = targets.get(key);
-      if (!list) targets.set(key, (list = []));
-      list.push({ worker, file: index, offset });
+      let perWorkerTargets = targets.get(key);
+      if (!perWorkerTargets) targets.set(key, (perWorkerTargets = Array.from({ length: threads }, () => [])));
+      perWorkerTargets[worker].push({ file: index, offset });
       offset += sizes[k];
     });
     totalBytes += offset;
@@ -206,21 +207,27 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     }
     const ids = [...targets.keys()].map((k) => Buffer.from(k, 'hex'));
     await readBlobBatches(link, access.agentId, ids, (blobs) => {
-      const perWorker: RestoreBlob[][] = workers.map(() => []);
-      const transfer: ArrayBuffer[][] = workers.map(() => []);
+      const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
       for (const { id, envelope } of blobs) {
-        const list = targets.get(id.toString('hex'));
-        if (!list) continue;
-        for (let w = 0; w < threads; w++) {
-          const mine = list.filter((t) => t.worker === w);
-          if (mine.length === 0) continue;
-          // A view into the received frame would clone the whole frame; copy just this blob and transfer it.
-          const own = new Uint8Array(envelope);
-          perWorker[w].push({ id: new Uint8Array(id), envelope: own, targets: mine.map((t) => ({ file: t.file, offset: t.offset })) });
-          transfer[w].push(own.buffer);
-        }
+        const perWorkerTargets = targets.get(id.toString('hex'));
+        if (!perWorkerTargets) continue;
+        perWorkerTargets.forEach((mine, w) => { if (mine.length) perWorker[w].push({ id, envelope, targets: mine }); });
       }
-      perWorker.forEach((batch, w) => { if (batch.length) workers[w].postMessage({ type: 'blobs', blobs: batch } satisfies ToRestoreWorker, transfer[w]); });
+      perWorker.forEach((batch, w) => {
+        if (batch.length === 0) return;
+        // One fresh buffer per worker and frame, transferred: views into the received frame would clone all of it.
+        const size = batch.reduce((n, b) => n + 32 + b.envelope.length, 0);
+        const bytes = new Uint8Array(size);
+        let at = 0;
+        const items: RestoreBlob[] = batch.map((b) => {
+          bytes.set(b.id, at);
+          bytes.set(b.envelope, at + 32);
+          const item = { id: bytes.subarray(at, at + 32), envelope: bytes.subarray(at + 32, at + 32 + b.envelope.length), targets: b.targets };
+          at += 32 + b.envelope.length;
+          return item;
+        });
+        workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
+      });
     });
     checkDone();
     await finished;
