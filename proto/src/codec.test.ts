@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame, encodePointHeader, decodePointHeader, ProtocolError, MAX_FRAME_BYTES } from './codec.js';
+import { ErrorCode, type Frame } from './types.js';
+import { canonicalRefs, merkleRoot } from './merkle.js';
+
+const id = (n: number) => Buffer.alloc(32, n);
+
+describe('frame codec', () => {
+  it('round-trips every kind of frame', () => {
+    const header = { pointId: Buffer.alloc(16, 1), agentId: 'agt-1', createdUnixMs: 1_700_000_000_000, kind: 'files' as const, manifestBlobId: id(2), merkleRoot: id(3), blobCount: 4, logicalBytes: 5_000_000_000, provider: 'full-read' };
+    const frames: Frame[] = [
+      { hello: { protocolVersion: 1, agentVersion: 'x' } },
+      { error: { code: ErrorCode.FORBIDDEN, message: 'no', requestId: 9 } },
+      { haveQuery: { requestId: 1, blobIds: [id(1), id(2)] } },
+      { haveAnswer: { requestId: 1, missing: [0, 1] } },
+      { blobData: { blobs: [{ id: id(1), envelope: Buffer.from('abc') }] } },
+      { credit: { bytes: 123456789 } },
+      { commitPoint: { requestId: 2, header, refs: Buffer.concat([id(1), id(2)]), agentSignature: Buffer.alloc(64, 7) } },
+      { readBlobs: { requestId: 3, blobIds: [id(4)], agentId: 'agt-2' } },
+    ];
+    for (const frame of frames) expect(decodeFrame(encodeFrame(frame))).toEqual(frame);
+    expect(decodePointHeader(encodePointHeader(header))).toEqual(header);
+  });
+
+  it('turns garbage into a typed error', () => {
+    expect(() => decodeFrame(Buffer.from([0xff, 0xff, 0xff]))).toThrow(ProtocolError);
+    try { decodeFrame(Buffer.from([0x0a, 0x05, 0x01])); } catch (err) { expect((err as ProtocolError).code).toBe(ErrorCode.MALFORMED_FRAME); }
+    try { decodeFrame(Buffer.alloc(0)); } catch (err) { expect((err as ProtocolError).code).toBe(ErrorCode.MALFORMED_FRAME); }
+  });
+
+  it('refuses frames over the size limit before decoding them', () => {
+    try { decodeFrame(Buffer.alloc(MAX_FRAME_BYTES + 1)); expect.unreachable(); } catch (err) { expect((err as ProtocolError).code).toBe(ErrorCode.FRAME_TOO_LARGE); }
+  });
+});
+
+describe('merkle root', () => {
+  it('changes with any id and with order, and matches for the canonical form', () => {
+    const refs = canonicalRefs([id(3), id(1), id(2), id(1)]);
+    expect(refs.length).toBe(96);
+    const root = merkleRoot(refs);
+    const tampered = Buffer.from(refs); tampered[40] ^= 1;
+    expect(merkleRoot(tampered)).not.toEqual(root);
+    expect(merkleRoot(Buffer.concat([id(2), id(1), id(3)]))).not.toEqual(root);
+    const many = Buffer.concat(Array.from({ length: 5000 }, (_, i) => { const b = Buffer.alloc(32); b.writeUInt32BE(i); return b; }));
+    const bigRoot = merkleRoot(many);
+    const flipped = Buffer.from(many); flipped[32 * 4321] ^= 1;
+    expect(merkleRoot(flipped)).not.toEqual(bigRoot);
+    expect(() => merkleRoot(Buffer.alloc(33))).toThrow(/multiple of 32/);
+  });
+});
