@@ -26,6 +26,11 @@ export interface CommittedPoint { pointId: Buffer; header: PointHeader; blobCoun
 
 export class MissingBlobsError extends Error {}
 
+async function isOurs(uploader: Uploader, pointId: Buffer, agentSignature: Buffer): Promise<boolean> {
+  const stored = await uploader.request(() => ({ getPoint: { requestId: 0, pointId } }), 'pointData');
+  return stored.pointData!.summary.agentSignature.equals(agentSignature);
+}
+
 export async function commitPoint(state: AgentState, uploader: Uploader, draft: PointDraft): Promise<CommittedPoint> {
   const manifestPlain = manifestCodec.encode(draft.manifest);
   const manifestId = blobId(state.keys.blobId, manifestPlain);
@@ -42,7 +47,8 @@ export async function commitPoint(state: AgentState, uploader: Uploader, draft: 
     await uploader.request(() => ({ commitPoint: { requestId: 0, header, refs, agentSignature } }), 'pointCommitted');
   } catch (err) {
     if (/referenced blobs are not stored/.test((err as Error).message)) throw new MissingBlobsError((err as Error).message);
-    throw err;
+    // A commit that landed just before the connection dropped is retried once and meets itself.
+    if (!(/already exists/.test((err as Error).message) && (await isOurs(uploader, header.pointId, agentSignature)))) throw err;
   }
   return { pointId: header.pointId, header, blobCount: header.blobCount };
 }
