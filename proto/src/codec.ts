@@ -3,18 +3,14 @@
  * `decodeFrame`, which enforces the size limit and turns anything that does
  * not decode into a typed `ProtocolError` before any handler sees it.
  */
-import protobuf from 'protobufjs';
-import { fileURLToPath } from 'node:url';
+import type protobuf from 'protobufjs';
 import type { Frame, PointHeader } from './types.js';
+import { protoRoot as root } from './schema.js';
 import { ErrorCode } from './types.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts; blob batches are cut to stay below it. */
 export const MAX_FRAME_BYTES = 8 * 1024 * 1024;
-
-const protoDir = fileURLToPath(new URL('../src/', import.meta.url));
-const root = new protobuf.Root();
-root.loadSync([protoDir + 'bulwark.proto', protoDir + 'storage.proto'], { keepCase: false });
 
 const FrameType = root.lookupType('bulwark.v1.Frame');
 const PointHeaderType = root.lookupType('bulwark.v1.PointHeader');

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const GATEWAY_CLI = path.join(ROOT, 'gateway/dist/cli/main.js');
-export const AGENT_CLI = path.join(ROOT, 'agent/dist/cli/main.js');
+export const AGENT_CLI = path.join(ROOT, 'agent/dist/bundle/bulwark-agent.js');
 export const RESTORE_PASSWORD = 'test restore password';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
@@ -38,13 +38,15 @@ export class GatewayProcess {
   proc!: ChildProcess;
   port = 0;
   log = '';
+  /** More `serve` options; the default keeps the embedded fleet broker off fixed ports. */
+  serveArgs: string[] = ['--mqtt-listen', '127.0.0.1:0'];
 
   constructor(readonly dir: string) {}
 
   get url(): string { return `wss://127.0.0.1:${this.port}`; }
 
   async start(port = this.port): Promise<void> {
-    this.proc = spawn(process.execPath, [GATEWAY_CLI, 'serve', '--dir', this.dir, '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [GATEWAY_CLI, 'serve', '--dir', this.dir, '--listen', `127.0.0.1:${port}`, ...this.serveArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stderr!.on('data', (d) => { this.log += d; });
     this.port = await new Promise<number>((resolve, reject) => {
       let out = '';
