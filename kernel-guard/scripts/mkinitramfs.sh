@@ -1,0 +1,59 @@
+#!/bin/sh
+# Packs the guest: busybox, the kernel modules the test needs, the guard, the
+# attack tools (chattr, bpftool, kg-attack), the gateway stand-in SEA and the
+# shared libraries they load. Output: BUILD/initramfs.cpio (uncompressed:
+# TCG unpacks it faster than it would decompress it).
+set -eu
+B=${1:?usage: mkinitramfs.sh BUILD_DIR}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+R=$B/initramfs
+rm -rf "$R"
+mkdir -p "$R/bin" "$R/sbin" "$R/usr/bin" "$R/usr/sbin" "$R/lib/modules" "$R/lib64" \
+	"$R/lib/x86_64-linux-gnu" "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp" \
+	"$R/opt/bulwark" "$R/test" "$R/etc" "$R/data"
+
+cp /bin/busybox "$R/bin/busybox"
+
+# The kernel's modules for a virtio disk and ext4, in load order.
+rel=$(cat "$B/kernel/release")
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+	virtio_blk crc16 mbcache jbd2 crc32c_generic ext4; do
+	f=$(find "$B/kernel/root/lib/modules/$rel" -name "$m.ko*" | head -n1)
+	[ -n "$f" ] || { echo "kernel-guard: module $m not in the kernel package" >&2; exit 1; }
+	cp "$f" "$R/lib/modules/"
+	echo "$m" >> "$R/lib/modules/order"
+done
+
+# a module that is not loaded: insmod after the lock must be refused
+mkdir -p "$R/lib/modules/extra"
+cp "$(find "$B/kernel/root/lib/modules/$rel" -name 'loop.ko*' | head -n1)" "$R/lib/modules/extra/loop.ko"
+
+# copy_bin SRC DEST: a dynamic executable plus every library ldd lists
+copy_bin() {
+	cp "$1" "$R$2"
+	ldd "$1" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) (.*/\1/p' |
+	while read -r lib; do
+		mkdir -p "$R$(dirname "$lib")"
+		[ -e "$R$lib" ] || cp -L "$lib" "$R$lib"
+	done
+}
+cp "$B/bulwark-guard" "$R/usr/sbin/bulwark-guard"
+cp "$B/kg-attack" "$R/usr/bin/kg-attack"
+copy_bin "$(command -v chattr)" /usr/bin/chattr
+copy_bin "$(command -v lsattr)" /usr/bin/lsattr
+copy_bin "$(command -v bpftool)" /usr/sbin/bpftool
+if [ -f "$B/gateway" ]; then
+	copy_bin "$B/gateway" /opt/bulwark/gateway
+	# hashed here, as an installer would: hashing 99 MB under TCG takes ~5-15 s
+	sha256sum "$B/gateway" | cut -d' ' -f1 > "$R/opt/bulwark/gateway.sha256"
+	# the libraries the gateway may map executable (--gateway-lib)
+	ldd "$B/gateway" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) (.*/\1/p' > "$R/opt/bulwark/libs"
+fi
+cp "$HERE/test/guest/init.sh" "$R/init"
+cp "$HERE/test/guest/attacks.sh" "$R/test/attacks.sh"
+chmod +x "$R/init" "$R/test/attacks.sh"
+echo "root:x:0:0:root:/:/bin/sh" > "$R/etc/passwd"
+
+(cd "$R" && find . | cpio -o -H newc --quiet) > "$B/initramfs.cpio.tmp"
+mv "$B/initramfs.cpio.tmp" "$B/initramfs.cpio"
+rm -rf "$R"
