@@ -9,15 +9,19 @@ import { PackStore } from './store/pack-store.js';
 import { startIngestServer, type IngestServer } from './ingest/server.js';
 import { consoleLog, type Log } from './log/log.js';
 import type { GatewayContext } from './ingest/agent-connection.js';
+import type { FleetOptions, FleetService } from './fleet/fleet-service.js';
+import { openWorm, finishDeletions, VerifyScheduler } from './retention/services.js';
 
-export interface RunningGateway { ctx: GatewayContext; server: IngestServer; stop(): Promise<void> }
+export interface RunningGateway { ctx: GatewayContext; server: IngestServer; fleet?: FleetService; stop(): Promise<void> }
 
 export async function openGateway(dir: string, log: Log = consoleLog()): Promise<GatewayContext> {
   const site = loadSite(dir);
   const catalog = await Catalog.open(site.paths.catalog);
   const store = await PackStore.open(site.paths.store);
   await recoverStore(store, catalog, log);
-  return { site, catalog, store, log };
+  const worm = await openWorm(dir, catalog, store, { log });
+  await finishDeletions(catalog, store, log);
+  return { site, catalog, store, log, worm };
 }
 
 /** After a crash: drop unsealed packs, index sealed packs the catalog missed. */
@@ -31,7 +35,7 @@ export async function recoverStore(store: PackStore, catalog: Catalog, log: Log)
       const footer = await store.readFooter(hash);
       if (!footer.hash.equals(hash)) throw new Error('footer hash does not match the file name');
       const size = fs.statSync(store.packPath(hash)).size;
-      await catalog.recordPack({ hash, agentId: footer.agentId, size, entries: footer.entries }, Date.now());
+      await catalog.recordPack({ hash, agentId: footer.agentId, size, entries: footer.entries, class: footer.retention?.class, retainUntil: footer.retention?.retainUntil }, Date.now());
       log.warn(`indexed sealed pack ${hash.toString('hex').slice(0, 16)}… that a crash left out of the catalog`);
     } catch (err) {
       log.error(`sealed pack ${hash.toString('hex')} is unreadable and stays out of the catalog: ${(err as Error).message}`);
@@ -39,14 +43,22 @@ export async function recoverStore(store: PackStore, catalog: Catalog, log: Log)
   }
 }
 
-export async function serveGateway(dir: string, host: string, port: number, log: Log = consoleLog()): Promise<RunningGateway> {
+/** `fleet`: start the fleet service (broker link, status, scheduler) too; see fleet/fleet-service.ts. */
+export async function serveGateway(dir: string, host: string, port: number, log: Log = consoleLog(), fleetOptions?: FleetOptions): Promise<RunningGateway> {
   const ctx = await openGateway(dir, log);
+  ctx.worm!.verifier = VerifyScheduler.fromSiteConfig(ctx.site.config, ctx.catalog, ctx.store as PackStore, ctx.worm!, log);
+  ctx.worm!.verifier.start();
   const server = await startIngestServer(ctx, host, port);
+  // Loaded only here: the MQTT client and broker are large, and nothing else needs them.
+  const fleet = fleetOptions ? await (await import('./fleet/fleet-service.js')).startFleetService(ctx, fleetOptions) : undefined;
   return {
     ctx,
     server,
+    fleet,
     async stop() {
+      await fleet?.close();
       await server.close();
+      await ctx.worm?.verifier?.stop();
       ctx.store.closeReaders();
       await ctx.catalog.close();
     },

@@ -2,3 +2,5 @@ export * from './types.js';
 export * from './codec.js';
 export * from './merkle.js';
 export * from './terminal.js';
+export * from './fleet-types.js';
+export * from './fleet-codec.js';

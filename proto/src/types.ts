@@ -26,6 +26,7 @@ export interface EnrollRequest { protocolVersion: number; token: string; csrDer:
 export interface EnrollResponse {
   agentId: string; siteId: string; certificateDer: Buffer; caCertificateDer: Buffer;
   recoveryPublicKey: Buffer; gatewaySignPublicKey: Buffer;
+  commandPublicKey?: Buffer; brokerUrl?: string;
 }
 export interface DepositKey { sealedMasterKey: Buffer }
 export interface OpenSession { resumeSessionId?: Buffer }
@@ -73,6 +74,9 @@ export interface TreeNode {
 }
 export interface Tree { nodes: TreeNode[] }
 export interface SourceRoot { path: string; root: TreeNode }
-export interface Extent { offset: number; length: number; blobId?: Buffer }
-export interface VolumeMap { path: string; sizeBytes: number; blockSize: number; extents: Extent[]; merkleRoot: Buffer }
+export interface Extent { offset: number; length: number; blobId?: Buffer; blobIndex?: number; blobOffset?: number }
+export interface VolumeMap {
+  path: string; sizeBytes: number; blockSize: number; extents: Extent[]; merkleRoot: Buffer;
+  blobs?: Buffer[]; provider?: string; crashConsistent?: boolean; snapshot?: string; dataBytes?: number;
+}
 export interface Manifest { hostname: string; roots: SourceRoot[]; volume?: VolumeMap; files: number; dirs: number; bytesRead: number }

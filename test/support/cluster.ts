@@ -38,8 +38,8 @@ export class GatewayProcess {
   proc!: ChildProcess;
   port = 0;
   log = '';
-  /** More `serve` options for a test that needs them. */
-  serveArgs: string[] = [];
+  /** More `serve` options; the default keeps the embedded fleet broker off fixed ports. */
+  serveArgs: string[] = ['--mqtt-listen', '127.0.0.1:0'];
 
   constructor(readonly dir: string) {}
 

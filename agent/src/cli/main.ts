@@ -11,18 +11,24 @@ import { connectAgent } from '../jobs/connect.js';
 import { listPoints, loadVerifiedPoint, openForeignAccess, ownAccess, resolvePoint, restoreFiles, RestoreError } from '../restore/restore.js';
 import { GatewayError } from '../transport/link.js';
 import { BlobIntegrityError } from '../crypto/envelope.js';
+import { runService, RUN_USAGE } from '../fleet/cli-run.js';
+import { FleetConfigError } from '../fleet/service.js';
 
 const USAGE = `Usage: bulwark-agent <command> [options]
 
   enroll  --state S --gateway wss://HOST:PORT --token T
                                     join a site (makes this agent's keys and certificate)
-  backup  --state S [--json] PATH...
+${RUN_USAGE}  backup  --state S [--json] PATH...
                                     back up file trees
+  backup  --state S [--json] --volume PATH [--cbt-bitmap FILE]
+                                    back up a block device or disk image (changed blocks only)
   points  --state S [--json] [--from-agent AGENT --restore-password-file F]
                                     list restore points
   restore --state S POINT --to DIR [--from-agent AGENT --restore-password-file F]
                                     restore a point ("latest", or an id prefix) into DIR;
                                     --from-agent restores another host's point (needs the restore password)
+  restore --state S POINT --to-volume PATH
+                                    write a volume point as a full image (file or device), verified
 `;
 
 function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = false) {
@@ -45,6 +51,8 @@ async function access(link: Awaited<ReturnType<typeof connectAgent>>, state: Ret
 }
 
 const commands: Record<string, (args: string[]) => Promise<void>> = {
+  run: runService,
+
   async enroll(args) {
     const { values } = options(args, { state: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' } });
     if (!values.gateway) throw new UsageError('--gateway wss://HOST:PORT is required');
@@ -54,7 +62,14 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   },
 
   async backup(args) {
-    const { values, positionals } = options(args, { state: { type: 'string' }, json: { type: 'boolean' } }, true);
+    const { values, positionals } = options(args, { state: { type: 'string' }, json: { type: 'boolean' }, volume: { type: 'string' }, 'cbt-bitmap': { type: 'string' } }, true);
+    if (values.volume !== undefined || values['cbt-bitmap'] !== undefined) {
+      if (!values.volume || positionals.length > 0) throw new UsageError('backup --volume takes one PATH (a block device or image file) and no other paths');
+      const { backupVolume, printVolumeBackup } = await import('../jobs/backup-volume.js');
+      const report = await backupVolume(loadState(stateDir(values.state)), values.volume, { bitmapFile: values['cbt-bitmap'], progress: !values.json && process.stderr.isTTY === true });
+      printVolumeBackup(report, values.json === true);
+      return;
+    }
     if (positionals.length === 0) throw new UsageError('backup needs at least one PATH');
     const state = loadState(stateDir(values.state));
     const report = await backupFiles(state, positionals, { progress: !values.json && process.stderr.isTTY === true });
@@ -74,18 +89,26 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       const points = (await listPoints(link, who.agentId)).map((p) => ({
         id: p.header.pointId.toString('hex'), agent: p.header.agentId, kind: p.header.kind, created: new Date(p.header.createdUnixMs).toISOString(),
         logicalBytes: p.header.logicalBytes, blobs: p.header.blobCount, provider: p.header.provider ?? '', state: p.state,
+        crashConsistent: p.header.crashConsistent === true,
       }));
       if (values.json) { console.log(JSON.stringify(points, null, 2)); return; }
       if (points.length === 0) { console.log('No restore points yet.'); return; }
-      for (const p of points) console.log(`${p.id}  ${p.created}  ${p.kind.padEnd(6)}  ${formatBytes(p.logicalBytes).padStart(10)}  ${p.state}`);
+      for (const p of points) console.log(`${p.id}  ${p.created}  ${p.kind.padEnd(6)}  ${formatBytes(p.logicalBytes).padStart(10)}  ${p.state}${p.kind === 'volume' ? `  ${p.provider}${p.crashConsistent ? '' : '  crash-inconsistent'}` : ''}`);
     } finally {
       link.close();
     }
   },
 
   async restore(args) {
-    const { values, positionals } = options(args, { state: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
+    const { values, positionals } = options(args, { state: { type: 'string' }, to: { type: 'string' }, 'to-volume': { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
     if (positionals.length !== 1) throw new UsageError('restore takes one POINT ("latest" or an id prefix)');
+    if (values['to-volume'] !== undefined) {
+      if (values.to) throw new UsageError('give either --to DIR (file points) or --to-volume PATH (volume points)');
+      const { restoreVolumeCommand } = await import('../restore/restore-volume.js');
+      const state = loadState(stateDir(values.state));
+      await restoreVolumeCommand({ state, point: positionals[0], target: values['to-volume'], json: values.json === true, openAccess: (link) => access(link, state, values['from-agent'], values['restore-password-file']) });
+      return;
+    }
     if (!values.to) throw new UsageError('--to DIR is required');
     const state = loadState(stateDir(values.state));
     const link = await connectAgent(state);
@@ -116,7 +139,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).then(() => process.exit(0), (err) => {
   if (err instanceof UsageError) { process.stderr.write(`bulwark-agent: ${err.message}\n\n${USAGE}`); process.exit(2); }
-  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
+  const known = err instanceof StateError || err instanceof FleetConfigError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
   process.stderr.write(`bulwark-agent: ${known ? err.message : (err as Error).stack ?? err}\n`);
   process.exit(1);
 });

@@ -56,7 +56,7 @@ export async function enroll(stateDir: string, gatewayUrl: string, token: string
   if (!granted) throw new GatewayError(ErrorCode.UNEXPECTED_FRAME, 'the gateway sent no enrollment answer');
   if (createHash('sha256').update(granted.caCertificateDer).digest('hex') !== caFingerprint) throw new GatewayError('REFUSED', 'the gateway returned a CA that does not match the token');
 
-  const config: AgentConfig = { version: 1, agentId: granted.agentId, siteId: granted.siteId, gatewayUrl, hostname, enrolledMs: Date.now() };
+  const config: AgentConfig = { version: 1, agentId: granted.agentId, siteId: granted.siteId, gatewayUrl, hostname, enrolledMs: Date.now(), ...(granted.brokerUrl ? { brokerUrl: granted.brokerUrl } : {}) };
   const keyPem = KeyObject.from(tlsKeys.privateKey as webcrypto.CryptoKey).export({ type: 'pkcs8', format: 'pem' }) as string;
   const certPem = derToPem(granted.certificateDer, 'CERTIFICATE');
   writePrivate(paths.masterKey, master);
@@ -65,6 +65,7 @@ export async function enroll(stateDir: string, gatewayUrl: string, token: string
   writePrivate(paths.ca, caPem);
   writePrivate(paths.gatewaySignKey, granted.gatewaySignPublicKey);
   writePrivate(paths.recoveryKey, granted.recoveryPublicKey);
+  if (granted.commandPublicKey?.length) writePrivate(paths.commandKey, granted.commandPublicKey);
 
   // Deposit the sealed master key before declaring success: without it a lost host is a lost backup.
   const { link, hello } = await GatewayLink.connect(gatewayUrl, { keyPem, certPem, caPem });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { deriveKeys, type AgentKeys } from '../crypto/keys.js';
 
-export interface AgentConfig { version: 1; agentId: string; siteId: string; gatewayUrl: string; hostname: string; enrolledMs: number }
+export interface AgentConfig { version: 1; agentId: string; siteId: string; gatewayUrl: string; hostname: string; enrolledMs: number; brokerUrl?: string }
 
 export class StateError extends Error {}
 
@@ -20,6 +20,8 @@ export function statePaths(dir: string) {
     masterKey: path.join(dir, 'keys', 'master.key'),
     gatewaySignKey: path.join(dir, 'keys', 'gateway-sign.pub'),
     recoveryKey: path.join(dir, 'keys', 'recovery.pub'),
+    commandKey: path.join(dir, 'keys', 'command.pub'),
+    fleetDir: path.join(dir, 'fleet'),
     cacheDir: path.join(dir, 'cache'),
   };
 }

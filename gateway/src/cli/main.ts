@@ -9,23 +9,21 @@ import { Catalog } from '../catalog/catalog.js';
 import { createToken, DEFAULT_TOKEN_TTL_MS } from '../site/tokens.js';
 import { certFingerprint, pemToDer } from '../site/pki.js';
 import { serveGateway } from '../gateway.js';
-import { PackStore } from '../store/pack-store.js';
-import { verifyStore } from '../verify/verify.js';
+import { fleetCommands, FLEET_USAGE, FLEET_SERVE_OPTIONS, parseFleetServeOptions } from '../fleet/cli.js';
+import { wormCommands, WORM_USAGE } from './worm-cli.js';
 
 const USAGE = `Usage: bulwark-gateway <command> [options]
 
   init    --dir D [--restore-password-file F] [--name HOST]...
                                    create a site: CA, TLS certificate, recovery key, store, catalog
   token   --dir D [--ttl MINUTES]  print a one-time enrollment token (last line)
-  serve   --dir D --listen HOST:PORT
-                                   run the wss:// ingest server (mutual TLS 1.3)
-  agents  --dir D [--json]         list enrolled agents
+  serve   --dir D --listen HOST:PORT [--broker mqtts://HOST:PORT | --mqtt-listen HOST:PORT]
+          [--mqtt-advertise URL] [--offline-after SECONDS]
+                                   run the wss:// ingest server (mutual TLS 1.3) and the fleet service;
+                                   without --broker an embedded MQTT broker listens on --mqtt-listen
+                                   (default 127.0.0.1:8883, port 0 = any free port)
   revoke  --dir D AGENT            revoke an agent: it can no longer connect
-  points  --dir D [--json]         list restore points
-  verify  --dir D [--full] [--json]
-                                   check catalog, pack footers, seals and Merkle roots;
-                                   --full also re-hashes every pack
-`;
+${WORM_USAGE}${FLEET_USAGE}`;
 
 type Handler = (args: string[]) => Promise<void>;
 
@@ -68,14 +66,15 @@ const commands: Record<string, Handler> = {
   },
 
   async serve(args) {
-    const { values } = options(args, { dir: { type: 'string' }, listen: { type: 'string' } });
+    const { values } = options(args, { dir: { type: 'string' }, listen: { type: 'string' }, ...FLEET_SERVE_OPTIONS });
     const dir = requireDir(values.dir);
     const listen = values.listen ?? '127.0.0.1:7443';
     const m = /^(.*):(\d+)$/.exec(listen);
     if (!m) throw new UsageError(`--listen must be HOST:PORT, not ${listen}`);
     const host = m[1].replace(/^\[|\]$/g, '');
-    const gateway = await serveGateway(dir, host, Number(m[2]));
+    const gateway = await serveGateway(dir, host, Number(m[2]), undefined, parseFleetServeOptions(values));
     console.log(`Bulwark gateway for ${gateway.ctx.site.config.siteId} listening on wss://${host.includes(':') ? `[${host}]` : host}:${gateway.server.port}`);
+    console.log(`Fleet broker ${gateway.fleet!.brokerUrl}${gateway.fleet!.embedded ? ' (embedded)' : ''}`);
     const stop = async (signal: string) => {
       console.log(`${signal}: stopping; sealing open packs`);
       await gateway.stop();
@@ -83,30 +82,6 @@ const commands: Record<string, Handler> = {
     };
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGTERM', () => void stop('SIGTERM'));
-  },
-
-  async agents(args) {
-    const { values } = options(args, { dir: { type: 'string' }, json: { type: 'boolean' } });
-    const site = loadSite(requireDir(values.dir));
-    const catalog = await Catalog.open(site.paths.catalog);
-    try {
-      const agents = await catalog.listAgents();
-      const points = await catalog.listPoints();
-      const rows = agents.map((a) => {
-        const own = points.filter((p) => p.agent_id === a.id);
-        return {
-          id: a.id, hostname: a.hostname, enrolled: new Date(a.enrolled_ms).toISOString(),
-          revoked: a.revoked_ms ? new Date(a.revoked_ms).toISOString() : null,
-          certificateExpires: new Date(a.cert_not_after_ms).toISOString(),
-          points: own.length, lastPoint: own.length ? new Date(own[own.length - 1].created_ms).toISOString() : null,
-        };
-      });
-      if (values.json) { console.log(JSON.stringify(rows, null, 2)); return; }
-      if (rows.length === 0) { console.log('No agents enrolled yet: run `bulwark-gateway token` and enroll one.'); return; }
-      console.log(table(['AGENT', 'HOST', 'STATE', 'POINTS', 'LAST POINT'], rows.map((r) => [r.id, r.hostname, r.revoked ? `revoked ${r.revoked}` : 'active', String(r.points), r.lastPoint ?? '-'])));
-    } finally {
-      await catalog.close();
-    }
   },
 
   async revoke(args) {
@@ -123,44 +98,9 @@ const commands: Record<string, Handler> = {
       await catalog.close();
     }
   },
-
-  async points(args) {
-    const { values } = options(args, { dir: { type: 'string' }, json: { type: 'boolean' } });
-    const site = loadSite(requireDir(values.dir));
-    const catalog = await Catalog.open(site.paths.catalog);
-    try {
-      const { decodePointHeader } = await import('@bulwark/proto');
-      const rows = (await catalog.listPoints()).map((p) => {
-        const h = decodePointHeader(p.header);
-        return { id: p.id.toString('hex'), agent: p.agent_id, kind: h.kind, created: new Date(p.created_ms).toISOString(), blobs: h.blobCount, logicalBytes: h.logicalBytes, state: p.state };
-      });
-      if (values.json) { console.log(JSON.stringify(rows, null, 2)); return; }
-      console.log(table(['POINT', 'AGENT', 'KIND', 'CREATED', 'BYTES', 'STATE'], rows.map((r) => [r.id.slice(0, 16), r.agent, r.kind, r.created, String(r.logicalBytes), r.state])));
-    } finally {
-      await catalog.close();
-    }
-  },
 };
 
-async function verifyCommand(args: string[]): Promise<void> {
-  const { values } = options(args, { dir: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' } });
-  const site = loadSite(requireDir(values.dir));
-  const catalog = await Catalog.open(site.paths.catalog);
-  try {
-    const store = await PackStore.open(site.paths.store);
-    const report = await verifyStore(catalog, store, { full: values.full ?? false });
-    if (values.json) console.log(JSON.stringify(report, null, 2));
-    else {
-      console.log(`${values.full ? 'Full' : 'Metadata'} verify of ${report.packs} packs, ${report.blobs} blobs, ${report.points} points in ${report.seconds.toFixed(2)} s${values.full ? ` (${(report.bytesHashed / 1048576 / Math.max(report.seconds, 0.001)).toFixed(0)} MiB/s)` : ''}.`);
-      for (const f of report.findings) console.log(`  PROBLEM ${f.object}: ${f.problem}`);
-      console.log(report.findings.length === 0 ? 'Everything verifies.' : `${report.findings.length} problem(s); ${report.brokenPoints.length} point(s) broken.`);
-    }
-    if (report.findings.length > 0) process.exitCode = 3;
-  } finally {
-    await catalog.close();
-  }
-}
-commands.verify = verifyCommand;
+Object.assign(commands, fleetCommands, wormCommands);
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));

@@ -17,14 +17,16 @@ import { openSealedMasterKey, WrongRestorePassword } from '../keys/recovery.js';
 import type { Site } from '../site/site.js';
 import { FrameSender, PeerError } from './wire.js';
 import { PackSink } from './pack-sink.js';
+import { readLocated } from './blob-reader.js';
 import type { Log } from '../log/log.js';
+import type { WormServices } from '../retention/services.js';
 
 const INITIAL_CREDIT_BYTES = 64 * 1024 * 1024;
 const READ_FRAME_BYTES = 4 * 1024 * 1024;
 const PAUSE_QUEUED_BYTES = 32 * 1024 * 1024;
 const MAX_IDS_PER_QUERY = 65_536;
 
-export interface GatewayContext { site: Site; catalog: Catalog; store: BlobStore; log: Log }
+export interface GatewayContext { site: Site; catalog: Catalog; store: BlobStore; log: Log; worm?: WormServices }
 
 export class AgentConnection {
   private readonly sender: FrameSender;
@@ -40,7 +42,7 @@ export class AgentConnection {
 
   constructor(private readonly ws: WebSocket, readonly agentId: string, private readonly ctx: GatewayContext) {
     this.sender = new FrameSender(ws);
-    this.sink = new PackSink(ctx.store, ctx.catalog, agentId, (ids) => this.onSealed(ids));
+    this.sink = new PackSink(ctx.store, ctx.catalog, agentId, (ids) => this.onSealed(ids), ctx.worm ? () => ctx.worm!.retention.packRetention(agentId) : undefined);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.enqueue(data, isBinary));
     ws.on('close', () => this.onClose());
     ws.on('error', (err) => ctx.log.warn(`agent ${agentId}: connection error: ${err.message}`));
@@ -187,11 +189,13 @@ export class AgentConnection {
       id: header.pointId, agent_id: this.agentId, created_ms: header.createdUnixMs, committed_ms: Date.now(), header: headerBytes,
       agent_signature: agentSignature, gateway_signature: gatewaySignature, refs, state: 'ok',
     };
-    const result = await this.ctx.catalog.commitPoint(row);
+    const retention = this.ctx.worm?.retention;
+    const result = await this.ctx.catalog.commitPoint(row, retention ? () => retention.pointRetention(this.agentId, row.committed_ms) : undefined);
     if (result.conflict) throw fail(ErrorCode.CONFLICT, `a restore point with id ${header.pointId.toString('hex')} already exists`);
     if (result.missing > 0) throw fail(ErrorCode.CONFLICT, `${result.missing} referenced blobs are not stored; send them and commit again`);
     this.ctx.log.info(`agent ${this.agentId}: committed point ${header.pointId.toString('hex')} (${header.blobCount} blobs, ${header.logicalBytes} bytes)`);
     await this.sender.send({ pointCommitted: { requestId, pointId: header.pointId, gatewaySignature } });
+    this.ctx.worm?.verifier?.afterCommit(header.pointId);
   }
 
   private async read(request: ReadBlobs): Promise<void> {
@@ -206,9 +210,8 @@ export class AgentConnection {
     const located = wanted.filter((w) => w.location).sort((a, b) => a.location!.pack_seq - b.location!.pack_seq || a.location!.offset - b.location!.offset);
     let batch: { id: Buffer; envelope: Buffer }[] = [];
     let batchBytes = 0;
-    for (const { location } of located) {
-      const envelope = await this.ctx.store.readBlob(location!.hash, location!.offset, location!.length);
-      batch.push({ id: location!.id, envelope });
+    for await (const { id, envelope } of readLocated(this.ctx.store, located.map((w) => w.location!))) {
+      batch.push({ id, envelope });
       batchBytes += envelope.length + 40;
       if (batchBytes >= READ_FRAME_BYTES) {
         await this.sender.send({ blobData: { requestId, blobs: batch } });

@@ -10,6 +10,7 @@ import { CsrError, issueAgentCert, pemToDer } from '../site/pki.js';
 import { parseToken, tokenProblem } from '../site/tokens.js';
 import { FrameSender } from './wire.js';
 import type { GatewayContext } from './agent-connection.js';
+import { loadCommandKey, readBrokerAdvert } from '../fleet/site-fleet.js';
 
 export const AGENT_CERT_DAYS = 365;
 
@@ -47,6 +48,7 @@ export function handleEnrollment(ws: WebSocket, ctx: GatewayContext, remote: str
         enrollResponse: {
           agentId, siteId: ctx.site.config.siteId, certificateDer: issued.certDer, caCertificateDer: pemToDer(ctx.site.ca.certPem),
           recoveryPublicKey: Buffer.from(ctx.site.recovery.publicKey, 'base64'), gatewaySignPublicKey: ctx.site.signing.publicKey,
+          commandPublicKey: loadCommandKey(ctx.site).publicKey, brokerUrl: readBrokerAdvert(ctx.site)?.url ?? '',
         },
       });
       ws.close(1000, 'enrolled');

@@ -6,6 +6,7 @@
  */
 import type { Catalog } from '../catalog/catalog.js';
 import type { BlobStore, IncomingBlob, PackWriter } from '../store/pack-store.js';
+import type { PackRetention } from '../store/pack-format.js';
 
 export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
 
@@ -19,7 +20,8 @@ export class PackSink {
   /** Blobs written but not yet sealed: answered as present so nobody sends them twice. */
   private readonly pending = new Set<string>();
 
-  constructor(private readonly store: BlobStore, private readonly catalog: Catalog, private readonly agentId: string, private readonly onSealed: SealListener) {}
+  /** `retention`: the class and retain-until a new pack of this agent gets (retention/retention.ts). */
+  constructor(private readonly store: BlobStore, private readonly catalog: Catalog, private readonly agentId: string, private readonly onSealed: SealListener, private readonly retention?: () => PackRetention) {}
 
   get backlog(): number { return this.sealsInFlight; }
 
@@ -29,7 +31,7 @@ export class PackSink {
     if (this.failure) throw this.failure;
     const fresh = blobs.filter((b) => !this.pending.has(b.id.toString('hex')));
     if (fresh.length === 0) return;
-    this.writer ??= this.store.openPack(this.agentId);
+    this.writer ??= this.store.openPack(this.agentId, this.retention?.());
     this.writer.append(fresh);
     for (const b of fresh) this.pending.add(b.id.toString('hex'));
     if (this.writer.size >= PACK_TARGET_BYTES) this.sealCurrent();

@@ -105,3 +105,21 @@ export function certFingerprint(der: Buffer): string {
 export function pemToDer(pem: string): Buffer {
   return new X509Certificate(pem).raw;
 }
+
+/**
+ * A certificate for the fleet's MQTT link: a client certificate (the gateway's
+ * own, CN = its broker identity; or a simulated agent's in tests) or a server
+ * certificate for an external broker, with `names` as subject alternative names.
+ */
+export async function issueMqttCert(ca: KeyAndCert, commonName: string, usage: 'client' | 'server', names: string[] = [], validDays = 5 * 365): Promise<KeyAndCert> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
+  const extensions: x509.Extension[] = [
+    new x509.ExtendedKeyUsageExtension([usage === 'client' ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth]),
+  ];
+  if (usage === 'server') {
+    const all = new Set(['localhost', '127.0.0.1', '::1', os.hostname(), ...names]);
+    extensions.push(new x509.SubjectAlternativeNameExtension([...all].map((value) => ({ type: (/^[\d.]+$|:/.test(value) ? 'ip' : 'dns') as 'ip' | 'dns', value }))));
+  }
+  const certPem = await issue(ca, `CN=${commonName}`, keys.publicKey, validDays, extensions);
+  return { keyPem: await exportKeyPem(keys.privateKey), certPem };
+}

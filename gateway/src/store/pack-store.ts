@@ -1,8 +1,12 @@
 /**
  * @module The WORM pack store on local disk. Packs are written under
- * `incoming/`, sealed (footer, fsync, read-only) and only then renamed to
- * `packs/<xx>/<hash>.pack`, so a file under `packs/` is always complete.
- * What is in `incoming/` at start-up was never acknowledged and is removed.
+ * `incoming/`, sealed (footer, fsync, read-only) and only then linked to
+ * `packs/<xx>/<hash>.pack` (never over an existing file), so a file under
+ * `packs/` is always complete. Sealed packs are made immutable where the
+ * filesystem allows. What is in `incoming/` at start-up was never
+ * acknowledged and is removed. The only code that removes a sealed pack is
+ * `deletePack`, and it refuses unless the retention gate (retention clock,
+ * holds, references) agrees.
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -14,11 +18,23 @@ import {
   entryPrefix, packHeader, packIndex, packTrailer, parseFooter,
 } from './pack-format.js';
 import type { SealedPackRecord } from '../catalog/catalog.js';
+import { parseHeader, PACK_NONCE_BYTES, type PackRetention } from './pack-format.js';
+import { ChattrImmutable, type ImmutableFlag } from './immutable.js';
+import { WormViolation } from '../retention/worm.js';
+
+/** Decides whether a sealed pack may go, and records its removal in the catalog (retention/retention.ts). */
+export interface PackDeleteGate {
+  /** Throw WormViolation unless the pack may be deleted; on success the catalog no longer serves it. */
+  approveDeletion(hash: Buffer, headerRetention: PackRetention | undefined): Promise<void>;
+}
+
+/** Retention of packs written without a policy: never expires. */
+export const FOREVER: PackRetention = { class: 'unassigned', retainUntil: Number.MAX_SAFE_INTEGER };
 
 export interface IncomingBlob { id: Buffer; envelope: Buffer }
 
 export interface BlobStore {
-  openPack(agentId: string): PackWriter;
+  openPack(agentId: string, retention?: PackRetention): PackWriter;
   readBlob(packHash: Buffer, offset: number, length: number): Promise<Buffer>;
   packPath(packHash: Buffer): string;
   listSealedPacks(): Promise<Buffer[]>;
@@ -32,8 +48,8 @@ export class PackWriter {
   private position: number;
   private closed = false;
 
-  constructor(private readonly store: PackStore, readonly agentId: string, private readonly tmpPath: string, private readonly fd: number) {
-    const header = packHeader(agentId);
+  constructor(private readonly store: PackStore, readonly agentId: string, private readonly tmpPath: string, private readonly fd: number, readonly retention: PackRetention = FOREVER) {
+    const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
     fs.writeSync(fd, header);
     this.hasher.update(header);
     this.position = header.length;
@@ -57,7 +73,7 @@ export class PackWriter {
     writeAllSync(this.fd, parts);
   }
 
-  /** Footer, fsync, read-only, rename into place, fsync the directory. */
+  /** Footer, fsync, read-only, link into place (never over a file), fsync the directory, immutable flag. */
   async seal(): Promise<SealedPackRecord> {
     if (this.closed) throw new Error('pack is already sealed');
     this.closed = true;
@@ -72,9 +88,13 @@ export class PackWriter {
     fs.closeSync(this.fd);
     const finalPath = this.store.packPath(hash);
     await fsp.mkdir(path.dirname(finalPath), { recursive: true });
-    await fsp.rename(this.tmpPath, finalPath);
+    // link() fails if the name exists: no code path replaces a sealed pack.
+    await fsp.link(this.tmpPath, finalPath);
+    await fsp.unlink(this.tmpPath);
     await fsyncDir(path.dirname(finalPath));
-    return { hash, agentId: this.agentId, size, entries: this.entries };
+    // Asynchronous: the pack is already complete and read-only; acknowledgement need not wait for chattr.
+    void this.store.immutable.set(finalPath).catch(() => undefined);
+    return { hash, agentId: this.agentId, size, entries: this.entries, class: this.retention.class, retainUntil: this.retention.retainUntil };
   }
 
   /** Throw the pack away (nothing in it was acknowledged). */
@@ -90,14 +110,16 @@ export class PackStore implements BlobStore {
   private readonly readFds = new Map<string, Promise<fsp.FileHandle>>();
   readonly packsDir: string;
   readonly incomingDir: string;
+  /** Set by the gateway; without one, deletePack refuses everything. */
+  gate?: PackDeleteGate;
 
-  constructor(readonly root: string) {
+  constructor(readonly root: string, readonly immutable: ImmutableFlag = new ChattrImmutable()) {
     this.packsDir = path.join(root, 'packs');
     this.incomingDir = path.join(root, 'incoming');
   }
 
-  static async open(root: string): Promise<PackStore> {
-    const store = new PackStore(root);
+  static async open(root: string, immutable?: ImmutableFlag): Promise<PackStore> {
+    const store = new PackStore(root, immutable);
     await fsp.mkdir(store.packsDir, { recursive: true });
     await fsp.mkdir(store.incomingDir, { recursive: true });
     return store;
@@ -108,17 +130,49 @@ export class PackStore implements BlobStore {
     return path.join(this.packsDir, hex.slice(0, 2), `${hex}.pack`);
   }
 
-  openPack(agentId: string): PackWriter {
+  openPack(agentId: string, retention: PackRetention = FOREVER): PackWriter {
     const tmpPath = path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`);
     const fd = fs.openSync(tmpPath, 'wx', 0o600);
-    return new PackWriter(this, agentId, tmpPath, fd);
+    return new PackWriter(this, agentId, tmpPath, fd, retention);
   }
 
-  /** Remove unsealed leftovers of a crash; returns how many. */
+  /** Remove unsealed leftovers of a crash (`incoming/*.tmp` only); returns how many. */
   async discardIncoming(): Promise<number> {
-    const names = await fsp.readdir(this.incomingDir);
+    const names = (await fsp.readdir(this.incomingDir)).filter((n) => n.endsWith('.tmp'));
     for (const name of names) await fsp.rm(path.join(this.incomingDir, name), { force: true });
     return names.length;
+  }
+
+  /**
+   * The one way a sealed pack leaves the store. The gate checks, on the
+   * retention clock, the pack's own retain-until (catalog and the
+   * tamper-evident header), legal holds and every point that still
+   * references its blobs, and removes it from the catalog; only then is the
+   * immutable flag cleared and the file unlinked.
+   */
+  async deletePack(hash: Buffer): Promise<void> {
+    const hex = hash.toString('hex');
+    if (!this.gate) throw new WormViolation(`pack ${hex}`, 'this store has no retention gate, so nothing may be deleted');
+    const file = this.packPath(hash);
+    let headerRetention: PackRetention | undefined;
+    try {
+      const head = Buffer.alloc(64 * 1024 + 512);
+      const fd = fs.openSync(file, 'r');
+      try { fs.readSync(fd, head, 0, head.length, 0); } finally { fs.closeSync(fd); }
+      headerRetention = parseHeader(head).retention;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') headerRetention = undefined; // unreadable header: the catalog decides
+    }
+    await this.gate.approveDeletion(hash, headerRetention);
+    await this.removeApproved(hash);
+  }
+
+  private async removeApproved(hash: Buffer): Promise<void> {
+    const file = this.packPath(hash);
+    if (!fs.existsSync(file)) return;
+    await this.immutable.clear(file);
+    await fsp.unlink(file);
+    await fsyncDir(path.dirname(file));
   }
 
   async listSealedPacks(): Promise<Buffer[]> {
@@ -135,7 +189,7 @@ export class PackStore implements BlobStore {
     const handle = await fsp.open(this.packPath(hash), 'r');
     try {
       const { size } = await handle.stat();
-      const head = Buffer.alloc(Math.min(size, 14 + 65535));
+      const head = Buffer.alloc(Math.min(size, 14 + 65535 + 2 + 65535 + 8 + PACK_NONCE_BYTES));
       await handle.read(head, 0, head.length, 0);
       const trailer = Buffer.alloc(Math.min(size, TRAILER_BYTES));
       await handle.read(trailer, 0, trailer.length, size - trailer.length);

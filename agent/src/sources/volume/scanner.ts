@@ -1,0 +1,183 @@
+/**
+ * @module The volume scanner: a pool of volume workers (one per core) that
+ * read block runs, hash every block, and seal the changed ones into blobs.
+ * Work is cut into jobs of at most 64 MiB of blocks, handed to whichever
+ * worker is free, so a core busy with something else slows nothing down.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+import type { AgentKeys } from '../../crypto/keys.js';
+import { runScan, type FromVolumeWorker, type ScanJob, type ToVolumeWorker } from './scan-core.js';
+
+const JOB_BLOCKS = 16384;
+/** Change sets this small are scanned on the main thread: starting workers would cost more. */
+const INLINE_BLOCKS = 16384;
+const OUTSTANDING_LIMIT = 48 * 1024 * 1024;
+export const HASH_ALGORITHM = 'xxh3-64-secret/v1+groups16';
+
+/** The 192-byte XXH3 secret for block hashes, derived from the blob-id key. */
+export function blockHashSecret(keys: AgentKeys): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 6; i++) parts.push(Blake3Hasher.deriveKey(`bulwark 2026 volume block-hash secret part ${i}`, keys.blobId));
+  return Buffer.concat(parts);
+}
+
+export interface ScanRequest {
+  path: string;
+  sizeBytes: number;
+  blockSize: number;
+  runs: number[];
+  prev: BigUint64Array | null;
+  out: BigUint64Array;
+  /** 64 KiB group hashes: previous (null: none) and new (null: do not compute, e.g. verification). */
+  prevGroups?: BigUint64Array | null;
+  outGroups?: BigUint64Array | null;
+  seal: boolean;
+  aligned: boolean;
+}
+
+export interface ScanResult { bytesRead: number; changedBlocks: number; zeroBlocks: number; zeroedBlocks: number[] }
+
+export type BlobSink = (id: Buffer, envelope: Buffer, blocks: Uint32Array, plainBytes: number) => Promise<void>;
+
+export class VolumeReadError extends Error {
+  constructor(message: string, readonly code?: string) { super(message); }
+}
+
+interface Slot { worker: Worker; busy: boolean }
+
+/**
+ * Cut runs into jobs of at most JOB_BLOCKS blocks. Pieces never cross a
+ * multiple of JOB_BLOCKS, so a 1 MiB-aligned pack never spans two jobs.
+ */
+export function cutJobs(runs: number[]): number[][] {
+  const jobs: number[][] = [];
+  let current: number[] = [];
+  let inJob = 0;
+  for (let r = 0; r < runs.length; r += 2) {
+    let start = runs[r];
+    const end = start + runs[r + 1];
+    while (start < end) {
+      const stop = Math.min(end, (Math.floor(start / JOB_BLOCKS) + 1) * JOB_BLOCKS);
+      if (inJob > 0 && inJob + (stop - start) > JOB_BLOCKS) { jobs.push(current); current = []; inJob = 0; }
+      current.push(start, stop - start);
+      inJob += stop - start;
+      start = stop;
+    }
+  }
+  if (current.length > 0) jobs.push(current);
+  return jobs;
+}
+
+export class VolumeScanner {
+  private readonly slots: Slot[] = [];
+  private readonly outstanding = new Int32Array(new SharedArrayBuffer(4));
+  private nextJob = 1;
+  private readonly hashSecret: Buffer;
+
+  constructor(private readonly keys: AgentKeys, private readonly threads = Math.max(1, Math.min(4, os.availableParallelism()))) {
+    this.hashSecret = blockHashSecret(keys);
+  }
+
+  /** Workers start on the first scan that needs them. */
+  private startWorkers(): void {
+    if (this.slots.length > 0) return;
+    const { keys, hashSecret, threads } = this;
+    for (let i = 0; i < threads; i++) {
+      const worker = new Worker(new URL('./volume-worker.js', import.meta.url));
+      worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, hashSecret }, outstanding: this.outstanding.buffer as SharedArrayBuffer, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToVolumeWorker);
+      worker.unref();
+      this.slots.push({ worker, busy: false });
+    }
+  }
+
+  /** Runs the scan; `sink` gets each sealed blob (its promise releases back-pressure). */
+  scan(request: ScanRequest, sink: BlobSink): Promise<ScanResult> {
+    const prev = request.prev ? shared(request.prev) : null;
+    const out = request.out.buffer instanceof SharedArrayBuffer ? request.out.buffer : undefined;
+    if (!out) throw new Error('the output hash array must live in a SharedArrayBuffer');
+    const prevGroups = request.prevGroups ? shared(request.prevGroups) : null;
+    const outGroups = request.outGroups ? request.outGroups.buffer as SharedArrayBuffer : null;
+    let total = 0;
+    for (let r = 1; r < request.runs.length; r += 2) total += request.runs[r];
+    if (total <= INLINE_BLOCKS) return this.scanInline(request, { prev, out, prevGroups, outGroups }, sink);
+    this.startWorkers();
+    const jobs = cutJobs(request.runs);
+    const result: ScanResult = { bytesRead: 0, changedBlocks: 0, zeroBlocks: 0, zeroedBlocks: [] };
+    return new Promise<ScanResult>((resolve, reject) => {
+      let next = 0;
+      let running = 0;
+      let failed = false;
+      let pending = Promise.resolve();
+      const fail = (err: Error) => { if (!failed) { failed = true; reject(err); } };
+      const start = (slot: Slot) => {
+        if (failed) return;
+        if (next >= jobs.length) {
+          if (running === 0) pending.then(() => resolve(result), fail);
+          return;
+        }
+        const jobId = this.nextJob++;
+        const job: ScanJob = { type: 'scan', jobId, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: jobs[next++], prev, out, prevGroups, outGroups, seal: request.seal, aligned: request.aligned };
+        slot.busy = true;
+        running++;
+        const onMessage = (m: FromVolumeWorker) => {
+          if (m.jobId !== jobId) return;
+          if (m.type === 'blob') {
+            const envelope = Buffer.from(m.envelope);
+            const handOver = sink(Buffer.from(m.id), envelope, m.blocks, m.plainBytes);
+            pending = Promise.all([pending, handOver]).then(() => undefined);
+            handOver.catch(fail).finally(() => { Atomics.sub(this.outstanding, 0, envelope.length); Atomics.notify(this.outstanding, 0); });
+            return;
+          }
+          slot.worker.off('message', onMessage);
+          slot.worker.off('error', onError);
+          slot.busy = false;
+          running--;
+          if (m.type === 'failed') { fail(new VolumeReadError(`reading ${request.path}: ${m.message}`, m.code)); return; }
+          result.bytesRead += m.bytesRead;
+          result.changedBlocks += m.changedBlocks;
+          result.zeroBlocks += m.zeroBlocks;
+          for (const b of m.zeroedBlocks) result.zeroedBlocks.push(b);
+          start(slot);
+        };
+        const onError = (err: Error) => fail(err);
+        slot.worker.on('message', onMessage);
+        slot.worker.on('error', onError);
+        slot.worker.postMessage(job satisfies ToVolumeWorker);
+      };
+      for (const slot of this.slots) start(slot);
+    });
+  }
+
+  private async scanInline(request: ScanRequest, arrays: Pick<ScanJob, 'prev' | 'out' | 'prevGroups' | 'outGroups'>, sink: BlobSink): Promise<ScanResult> {
+    const blobs: { id: Uint8Array; envelope: ArrayBuffer; blocks: Uint32Array; plainBytes: number }[] = [];
+    let totals;
+    try {
+      totals = runScan({ type: 'scan', jobId: 0, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: request.runs, ...arrays, seal: request.seal, aligned: request.aligned },
+        { blobIdKey: this.keys.blobId, dataKey: this.keys.data, hashSecret: this.hashSecret }, { emit: (b) => blobs.push(b), afterEmit() {} });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new VolumeReadError(`reading ${request.path}: ${e.message}`, e.code);
+    }
+    for (const b of blobs) await sink(Buffer.from(b.id), Buffer.from(b.envelope), b.blocks, b.plainBytes);
+    return { bytesRead: totals.bytesRead, changedBlocks: totals.changedBlocks, zeroBlocks: totals.zeroBlocks, zeroedBlocks: Array.from(totals.zeroedBlocks) };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+function shared(array: BigUint64Array): SharedArrayBuffer {
+  if (array.buffer instanceof SharedArrayBuffer && array.byteOffset === 0 && array.byteLength === array.buffer.byteLength) return array.buffer;
+  const copy = new SharedArrayBuffer(array.byteLength);
+  new BigUint64Array(copy).set(array);
+  return copy;
+}
+
+export function sharedHashes(blocks: number, from?: BigUint64Array): BigUint64Array {
+  const out = new BigUint64Array(new SharedArrayBuffer(blocks * 8));
+  if (from) out.set(from.subarray(0, blocks));
+  return out;
+}
