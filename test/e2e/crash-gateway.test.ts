@@ -26,7 +26,7 @@ describe('gateway killed with SIGKILL during uploads', () => {
   });
   afterAll(async () => { await site.gateway.stop(); });
 
-  it(`keeps every committed point whole across ${ROUNDS} kills`, async () => {
+  it(`keeps every committed point whole across ${ROUNDS} kills`, { timeout: 300_000 }, async () => {
     const outcomes = { committed: 0, failedCleanly: 0 };
     for (let round = 0; round < ROUNDS; round++) {
       // New data every round, so each upload has real work in flight when the kill lands.
