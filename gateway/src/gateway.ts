@@ -8,6 +8,7 @@ import { Catalog } from './catalog/catalog.js';
 import { PackStore } from './store/pack-store.js';
 import { startIngestServer, type IngestServer } from './ingest/server.js';
 import { consoleLog, type Log } from './log/log.js';
+import { StoreGuard } from './guard/store-guard.js';
 import type { GatewayContext } from './ingest/agent-connection.js';
 import type { FleetOptions, FleetService } from './fleet/fleet-service.js';
 import { openWorm, finishDeletions, VerifyScheduler } from './retention/services.js';
@@ -48,6 +49,9 @@ export async function serveGateway(dir: string, host: string, port: number, log:
   const ctx = await openGateway(dir, log);
   ctx.worm!.verifier = VerifyScheduler.fromSiteConfig(ctx.site.config, ctx.catalog, ctx.store as PackStore, ctx.worm!, log);
   ctx.worm!.verifier.start();
+  ctx.guard = await StoreGuard.open(ctx.site.paths.store, ctx.store, ctx.worm?.clock, log);
+  if (ctx.guard.status().protected) log.info(`kernel guard: re-sealed ${await ctx.guard.resealAll(ctx.catalog)} pack(s) still under retention`);
+  else log.warn(`store ${ctx.guard.describe()}`);
   const server = await startIngestServer(ctx, host, port);
   // Loaded only here: the MQTT client and broker are large, and nothing else needs them.
   const fleet = fleetOptions ? await (await import('./fleet/fleet-service.js')).startFleetService(ctx, fleetOptions) : undefined;
@@ -59,6 +63,7 @@ export async function serveGateway(dir: string, host: string, port: number, log:
       await fleet?.close();
       await server.close();
       await ctx.worm?.verifier?.stop();
+      ctx.guard?.close();
       ctx.store.closeReaders();
       await ctx.catalog.close();
     },

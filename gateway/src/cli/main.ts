@@ -74,6 +74,7 @@ const commands: Record<string, Handler> = {
     const host = m[1].replace(/^\[|\]$/g, '');
     const gateway = await serveGateway(dir, host, Number(m[2]), undefined, parseFleetServeOptions(values));
     console.log(`Bulwark gateway for ${gateway.ctx.site.config.siteId} listening on wss://${host.includes(':') ? `[${host}]` : host}:${gateway.server.port}`);
+    console.log(`Store ${gateway.ctx.guard!.describe()}`);
     console.log(`Fleet broker ${gateway.fleet!.brokerUrl}${gateway.fleet!.embedded ? ' (embedded)' : ''}`);
     const stop = async (signal: string) => {
       console.log(`${signal}: stopping; sealing open packs`);

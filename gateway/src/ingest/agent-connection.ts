@@ -17,6 +17,7 @@ import { openSealedMasterKey, WrongRestorePassword } from '../keys/recovery.js';
 import type { Site } from '../site/site.js';
 import { FrameSender, PeerError } from './wire.js';
 import { PackSink } from './pack-sink.js';
+import type { StoreGuard } from '../guard/store-guard.js';
 import { readLocated } from './blob-reader.js';
 import type { Log } from '../log/log.js';
 import type { WormServices } from '../retention/services.js';
@@ -26,7 +27,7 @@ const READ_FRAME_BYTES = 4 * 1024 * 1024;
 const PAUSE_QUEUED_BYTES = 32 * 1024 * 1024;
 const MAX_IDS_PER_QUERY = 65_536;
 
-export interface GatewayContext { site: Site; catalog: Catalog; store: BlobStore; log: Log; worm?: WormServices }
+export interface GatewayContext { site: Site; catalog: Catalog; store: BlobStore; log: Log; worm?: WormServices; guard?: StoreGuard }
 
 export class AgentConnection {
   private readonly sender: FrameSender;
@@ -42,7 +43,7 @@ export class AgentConnection {
 
   constructor(private readonly ws: WebSocket, readonly agentId: string, private readonly ctx: GatewayContext) {
     this.sender = new FrameSender(ws);
-    this.sink = new PackSink(ctx.store, ctx.catalog, agentId, (ids) => this.onSealed(ids), ctx.worm ? () => ctx.worm!.retention.packRetention(agentId) : undefined);
+    this.sink = new PackSink(ctx.store, ctx.catalog, agentId, (ids) => this.onSealed(ids), ctx.worm ? () => ctx.worm!.retention.packRetention(agentId) : undefined, ctx.guard ? (sealed) => ctx.guard!.seal(sealed) : undefined);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.enqueue(data, isBinary));
     ws.on('close', () => this.onClose());
     ws.on('error', (err) => ctx.log.warn(`agent ${agentId}: connection error: ${err.message}`));

@@ -7,10 +7,13 @@
 import type { Catalog } from '../catalog/catalog.js';
 import type { BlobStore, IncomingBlob, PackWriter } from '../store/pack-store.js';
 import type { PackRetention } from '../store/pack-format.js';
+import type { SealedPackRecord } from '../catalog/catalog.js';
 
 export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
 
 export interface SealListener { (ids: Buffer[]): void }
+/** Runs after a pack is durable and recorded, before it is acknowledged (the kernel guard's seal). */
+export type AfterSeal = (sealed: SealedPackRecord) => Promise<void>;
 
 export class PackSink {
   private writer?: PackWriter;
@@ -21,7 +24,7 @@ export class PackSink {
   private readonly pending = new Set<string>();
 
   /** `retention`: the class and retain-until a new pack of this agent gets (retention/retention.ts). */
-  constructor(private readonly store: BlobStore, private readonly catalog: Catalog, private readonly agentId: string, private readonly onSealed: SealListener, private readonly retention?: () => PackRetention) {}
+  constructor(private readonly store: BlobStore, private readonly catalog: Catalog, private readonly agentId: string, private readonly onSealed: SealListener, private readonly retention?: () => PackRetention, private readonly afterSeal?: AfterSeal) {}
 
   get backlog(): number { return this.sealsInFlight; }
 
@@ -54,6 +57,7 @@ export class PackSink {
         if (this.failure) { writer.discard(); return; }
         const sealed = await writer.seal();
         await this.catalog.recordPack(sealed, Date.now());
+        await this.afterSeal?.(sealed);
         const ids = sealed.entries.map((e) => e.id);
         for (const id of ids) this.pending.delete(id.toString('hex'));
         this.onSealed(ids);
