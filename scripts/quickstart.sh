@@ -18,9 +18,10 @@ bulwark-gateway init --dir "$work/site" --restore-password-file "$work/restore-p
 echo "   The restore password is in $work/restore-password (in real use, the security admin keeps it)."
 
 echo "== 2. Start the gateway (wss:// with mutual TLS 1.3)"
-bulwark-gateway serve --dir "$work/site" --listen "127.0.0.1:$port" > "$work/gateway.out" 2> "$work/gateway.log" &
+bulwark-gateway serve --dir "$work/site" --listen "127.0.0.1:$port" --mqtt-listen 127.0.0.1:0 > "$work/gateway.out" 2> "$work/gateway.log" &
 gateway_pid=$!
-trap 'kill $gateway_pid 2>/dev/null || true' EXIT
+agent_pid=
+trap 'kill $gateway_pid $agent_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do
   grep -q listening "$work/gateway.out" 2>/dev/null && break
   if ! kill -0 $gateway_pid 2>/dev/null; then echo "The gateway did not start:" >&2; cat "$work/gateway.log" >&2; exit 1; fi
@@ -55,6 +56,24 @@ else
   echo "== MISMATCH: the restore differs from the original" >&2
   exit 1
 fi
+echo "== 7. A disk image: the first backup reads it, the next sends only changed 4 KiB blocks"
+image="$work/disk.img"
+truncate -s 64M "$image"
+dd if=/dev/urandom of="$image" bs=1M count=16 seek=8 conv=notrunc status=none
+bulwark-agent backup --state "$work/agent" --volume "$image"
+dd if=/dev/urandom of="$image" bs=4096 count=8 seek=3000 conv=notrunc status=none
+bulwark-agent backup --state "$work/agent" --volume "$image"
+bulwark-agent restore --state "$work/agent" latest --to-volume "$work/restored.img"
+cmp "$image" "$work/restored.img" && echo "== MATCH: the restored image is identical."
+
+echo "== 8. The fleet: the agent service takes a signed command over the embedded MQTT broker"
+bulwark-agent run --state "$work/agent" > "$work/agent-service.log" 2>&1 &
+agent_pid=$!
+agent_id=$(sed -n 's/.*"agentId": "\([^"]*\)".*/\1/p' "$work/agent/agent.json")
+for _ in $(seq 1 100); do bulwark-gateway agents --dir "$work/site" --json | grep -q '"online"' && break; sleep 0.2; done
+bulwark-gateway run --dir "$work/site" "$agent_id" backup --path "$sample"
+
 echo "== Gateway view:"
 bulwark-gateway agents --dir "$work/site"
+bulwark-gateway points --dir "$work/site"
 bulwark-gateway verify --dir "$work/site" --full
