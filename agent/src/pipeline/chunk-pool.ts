@@ -13,7 +13,7 @@ export interface SealedBlob { id: Buffer; envelope: Buffer }
 export type BlobConsumer = (blobs: SealedBlob[], plainBytes: number) => Promise<void>;
 export interface ChunkResult { ids: Buffer[]; sizes: number[]; size: number; error?: FileReadError }
 
-const OUTSTANDING_LIMIT = 16 * 1024 * 1024;
+const OUTSTANDING_LIMIT = 12 * 1024 * 1024;
 
 interface Job { jobId: number; message: ToWorker; consumer: BlobConsumer; resolve(r: ChunkResult[]): void; reject(e: Error): void; consumed: Promise<void> }
 interface Slot { worker: Worker; outstanding: Int32Array; jobs: Map<number, Job>; load: number }

@@ -22,7 +22,7 @@ import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } fro
 
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
-const IDS_PER_READ = 1024;
+const IDS_PER_READ = 512;
 const READS_IN_FLIGHT = 3;
 
 export class RestoreError extends Error {}
@@ -62,8 +62,11 @@ export function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onB
   return readBlobBatches(link, agentId, ids, (blobs) => { for (const b of blobs) onBlob(b.id, b.envelope); });
 }
 
-/** Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive. */
-export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void): Promise<void> {
+/**
+ * Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive.
+ * `beforeRequest` may delay the next read request (back-pressure from whoever consumes the blobs).
+ */
+export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void, beforeRequest?: () => Promise<void>): Promise<void> {
   const batches: Buffer[][] = [];
   for (let i = 0; i < ids.length; i += IDS_PER_READ) batches.push(ids.slice(i, i + IDS_PER_READ));
   const own = new Set<number>();
@@ -76,6 +79,8 @@ export async function readBlobBatches(link: GatewayLink, agentId: string, ids: B
     let next = 0;
     const worker = async () => {
       while (next < batches.length) {
+        await beforeRequest?.();
+        if (next >= batches.length) break;
         const batch = batches[next++];
         const requestId = link.newRequestId();
         own.add(requestId);
@@ -181,6 +186,10 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
 
   let doneBytes = 0;
   let doneFiles = 0;
+  // Bytes handed to workers and not yet written: reading pauses above the window, so memory stays flat.
+  let inWorkers = 0;
+  let windowWaiters: (() => void)[] = [];
+  const WORKER_WINDOW_BYTES = 48 * 1024 * 1024;
   let failure: Error | undefined;
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => { allDone = resolve; });
@@ -190,7 +199,11 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, chown } satisfies ToRestoreWorker);
     worker.on('message', (m: FromRestoreWorker) => {
       if (m.type === 'failed') failure ??= new RestoreError(m.message);
-      else { doneBytes += m.bytes; doneFiles += m.filesDone; onProgress?.(doneBytes, totalBytes); }
+      else if (m.type === 'consumed') {
+        inWorkers -= m.bytes;
+        if (inWorkers < WORKER_WINDOW_BYTES) { const w = windowWaiters; windowWaiters = []; w.forEach((f) => f()); }
+        return;
+      } else { doneBytes += m.bytes; doneFiles += m.filesDone; onProgress?.(doneBytes, totalBytes); }
       checkDone();
     });
     worker.on('error', (err) => { failure ??= err; checkDone(); });
@@ -226,8 +239,11 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
           at += 32 + b.envelope.length;
           return item;
         });
+        inWorkers += size;
         workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
       });
+    }, async () => {
+      while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
     });
     checkDone();
     await finished;

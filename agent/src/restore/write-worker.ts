@@ -16,6 +16,8 @@ export type ToRestoreWorker =
 export interface RestoreBlob { id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] }
 export type FromRestoreWorker =
   | { type: 'progress'; bytes: number; filesDone: number }
+  /** A 'blobs' message is done with: its buffer's bytes no longer count against the main thread's window. */
+  | { type: 'consumed'; bytes: number }
   | { type: 'failed'; message: string };
 
 interface OpenFile { meta: RestoreFile; fd: number; remaining: number }
@@ -69,7 +71,9 @@ port.on('message', (message: ToRestoreWorker) => {
       report(true);
       return;
     }
+    let received = 0;
     for (const blob of message.blobs) {
+      received += blob.envelope.byteLength + blob.id.byteLength;
       const plain = openBlob(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
       for (const target of blob.targets) {
         const file = files.get(target.file);
@@ -80,6 +84,7 @@ port.on('message', (message: ToRestoreWorker) => {
         if (--file.remaining === 0) finish(file);
       }
     }
+    port.postMessage({ type: 'consumed', bytes: received } satisfies FromRestoreWorker);
     report(files.size === 0);
   } catch (err) {
     port.postMessage({ type: 'failed', message: (err as Error).message } satisfies FromRestoreWorker);

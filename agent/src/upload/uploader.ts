@@ -15,8 +15,8 @@ import type { Frame } from '@bulwark/proto';
 const QUERY_IDS = 1024;
 const MAX_QUERIES_IN_FLIGHT = 4;
 const FRAME_PAYLOAD_BYTES = 4 * 1024 * 1024;
-const UNACKED_LIMIT_BYTES = 48 * 1024 * 1024;
-const BUFFERED_LIMIT_BYTES = 32 * 1024 * 1024;
+const UNACKED_LIMIT_BYTES = 40 * 1024 * 1024;
+const BUFFERED_LIMIT_BYTES = 24 * 1024 * 1024;
 const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000, 5000, 5000, 5000, 10000, 10000, 10000];
 
 export type Connector = () => Promise<GatewayLink>;
