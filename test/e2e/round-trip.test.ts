@@ -75,4 +75,19 @@ describe('round trip', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/already exists/);
   });
+
+  it('restores more files than the process may hold open at once', async () => {
+    const many = path.join(work, 'many-files');
+    const rng = new Rng(4);
+    for (let d = 0; d < 4; d++) {
+      fs.mkdirSync(path.join(many, `d${d}`), { recursive: true });
+      for (let i = 0; i < 400; i++) fs.writeFileSync(path.join(many, `d${d}`, `f${i}`), rng.bytes(1 + rng.int(3000)));
+    }
+    const point = (await backup(state, [many])).point;
+    const target = path.join(work, 'restored-many');
+    const { execFileSync } = await import('node:child_process');
+    // 1,600 files under a limit of 256 open files.
+    execFileSync('sh', ['-c', `ulimit -n 256 && exec "$0" "$@"`, process.execPath, AGENT_CLI, 'restore', '--state', state, point, '--to', target], { stdio: 'pipe' });
+    expect(digestTree(path.join(target, 'many-files'))).toEqual(digestTree(many));
+  });
 });

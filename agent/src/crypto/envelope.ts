@@ -19,7 +19,8 @@ let compressor: Compressor | undefined;
 function zstd(data: Buffer): Buffer {
   if (!compressor) {
     compressor = new Compressor();
-    compressor.setParameters({ compressionLevel: 1 });
+    // Level 3 measured faster than 1 here on text-like data, and smaller.
+    compressor.setParameters({ compressionLevel: 3 });
   }
   return compressor.compress(data);
 }

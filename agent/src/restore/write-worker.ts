@@ -20,19 +20,47 @@ export type FromRestoreWorker =
   | { type: 'consumed'; bytes: number }
   | { type: 'failed'; message: string };
 
-interface OpenFile { meta: RestoreFile; fd: number; remaining: number }
+/** fd is -1 until the first blob arrives, and again while parked to respect the open-file limit. */
+interface OpenFile { meta: RestoreFile; fd: number; remaining: number; created: boolean }
+
+const MAX_OPEN_FILES = 256;
 
 const port = parentPort!;
 let dataKey: Buffer;
 let blobIdKey: Buffer;
 let chown = false;
 const files = new Map<number, OpenFile>();
+/** Files with an open fd, oldest use first (Map keeps insertion order). */
+const open = new Map<number, OpenFile>();
+
+function ensureOpen(file: OpenFile): number {
+  if (file.fd >= 0) {
+    open.delete(file.meta.index);
+    open.set(file.meta.index, file);
+    return file.fd;
+  }
+  if (open.size >= MAX_OPEN_FILES) {
+    const [index, oldest] = open.entries().next().value as [number, OpenFile];
+    fs.closeSync(oldest.fd);
+    oldest.fd = -1;
+    open.delete(index);
+  }
+  // First open: O_EXCL | O_NOFOLLOW, never write through something that was already there.
+  // A re-open after parking: the file is ours, still no symlinks followed.
+  const flags = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | (file.created ? 0 : fs.constants.O_CREAT | fs.constants.O_EXCL);
+  file.fd = fs.openSync(Buffer.from(file.meta.path), flags, 0o600);
+  file.created = true;
+  open.set(file.meta.index, file);
+  return file.fd;
+}
 let bytes = 0;
 let filesDone = 0;
 let lastReport = 0;
 
 function finish(file: OpenFile): void {
   const { meta } = file;
+  ensureOpen(file);
+  open.delete(meta.index);
   fs.ftruncateSync(file.fd, meta.size);
   if (chown) fs.fchownSync(file.fd, meta.uid, meta.gid);
   fs.fchmodSync(file.fd, meta.mode);
@@ -62,9 +90,7 @@ port.on('message', (message: ToRestoreWorker) => {
     }
     if (message.type === 'files') {
       for (const meta of message.files) {
-        // O_EXCL | O_NOFOLLOW: never write through something that was already there.
-        const fd = fs.openSync(Buffer.from(meta.path), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-        const file = { meta, fd, remaining: meta.blobs };
+        const file: OpenFile = { meta, fd: -1, remaining: meta.blobs, created: false };
         files.set(meta.index, file);
         if (meta.blobs === 0) finish(file);
       }
@@ -79,7 +105,8 @@ port.on('message', (message: ToRestoreWorker) => {
         const file = files.get(target.file);
         if (!file) continue;
         let written = 0;
-        while (written < plain.length) written += fs.writeSync(file.fd, plain, written, plain.length - written, target.offset + written);
+        const fd = ensureOpen(file);
+        while (written < plain.length) written += fs.writeSync(fd, plain, written, plain.length - written, target.offset + written);
         bytes += plain.length;
         if (--file.remaining === 0) finish(file);
       }
