@@ -1,6 +1,7 @@
 #!/bin/sh
 # Packs the guest: busybox, the kernel modules the test needs, the guard, the
-# attack tools (chattr, bpftool, kg-attack), the gateway stand-in SEA and the
+# attack tools (chattr, bpftool, kg-attack), the gateway SEA with its native
+# addons, node + the agent bundle (the agent runs unauthenticated), and the
 # shared libraries they load. Output: BUILD/initramfs.cpio (uncompressed:
 # TCG unpacks it faster than it would decompress it).
 set -eu
@@ -46,9 +47,34 @@ if [ -f "$B/gateway" ]; then
 	copy_bin "$B/gateway" /opt/bulwark/gateway
 	# hashed here, as an installer would: hashing 99 MB under TCG takes ~5-15 s
 	sha256sum "$B/gateway" | cut -d' ' -f1 > "$R/opt/bulwark/gateway.sha256"
-	# the libraries the gateway may map executable (--gateway-lib)
+	# the libraries the gateway may map executable (--gateway-lib): its own,
+	# the addons beside it (process.dlopen) and theirs
 	ldd "$B/gateway" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) (.*/\1/p' > "$R/opt/bulwark/libs"
+	for a in $(cat "$B/gateway-sea/addons.txt" 2>/dev/null); do
+		copy_bin "$B/gateway-sea/$a" "/opt/bulwark/$a"
+		echo "/opt/bulwark/$a" >> "$R/opt/bulwark/libs"
+		ldd "$B/gateway-sea/$a" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) (.*/\1/p' >> "$R/opt/bulwark/libs"
+	done
+	sort -u -o "$R/opt/bulwark/libs" "$R/opt/bulwark/libs"
 fi
+# node and the agent bundle with the packages it leaves external
+ROOT=$(cd "$HERE/.." && pwd)
+if [ -f "$ROOT/agent/dist/bundle/bulwark-agent.js" ]; then
+	copy_bin "$(command -v node)" /usr/bin/node
+	mkdir -p "$R/opt/agent/dist/bundle"
+	cp "$ROOT"/agent/dist/bundle/*.js "$R/opt/agent/dist/bundle/"
+	echo '{ "type": "module" }' > "$R/opt/agent/package.json"
+	(cd "$ROOT" && node "$HERE/scripts/agent-modules.cjs" | grep -v '^node_modules/@types/' |
+		tar -c --exclude='*/prebuilds/android-*' --exclude='*/prebuilds/darwin-*' --exclude='*/prebuilds/ios-*' \
+			--exclude='*/prebuilds/win32-*' --exclude='*/prebuilds/linux-arm*' --exclude='zstd-napi/deps' \
+			--exclude='zstd-napi/src' --exclude='*/obj.target' --exclude='*.a' --exclude='*.md' -T -) |
+		tar -x -C "$R/opt/agent"
+	for f in $(find "$R/opt/agent/node_modules" -name '*.node'); do
+		ldd "$f" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p' | while read -r lib; do
+			mkdir -p "$R$(dirname "$lib")"; [ -e "$R$lib" ] || cp -L "$lib" "$R$lib"; done
+	done
+fi
+echo 'kernel-guard test restore password' > "$R/test/restore-password"
 cp "$HERE/test/guest/init.sh" "$R/init"
 cp "$HERE/test/guest/attacks.sh" "$R/test/attacks.sh"
 chmod +x "$R/init" "$R/test/attacks.sh"

@@ -1,16 +1,18 @@
 'use strict';
 /**
  * @module gateway-standin
- * A stand-in for the gateway inside the qemu test guest, built into a Node
- * single executable (SEA) so the guard can authenticate it the way it will
- * authenticate the real gateway: by the binary's dev+ino and SHA-256.
+ * Raw store verbs for the qemu test guest, built INTO the real gateway's
+ * Node single executable (SEA) for the kernel-guard test only
+ * (installers/sea/bundle-gateway.mjs --test-standin): the guard
+ * authenticates that one binary by dev+ino and SHA-256, and these verbs let
+ * the attack cases write, delete and seal arbitrary files as the gateway.
+ * Every other verb of that binary is the real gateway CLI.
  *
  * It writes packs the way the gateway's store does (create, write, fsync,
  * chmod 0444, fsync the directory, hand to the guard) and speaks the guard
- * socket protocol through gateway/src/guard/client.ts itself: scripts/sea.sh
- * transpiles it and prepends it as `__bulwarkGuardClient` (a SEA entry point
- * must be one CommonJS script). Without TypeScript at hand it falls back to
- * the plain-JS copy below.
+ * socket protocol through gateway/src/guard/client.ts itself: the bundle's
+ * entry sets it as global `__bulwarkGuardClient` before requiring this
+ * file. Run alone (plain node) it falls back to the plain-JS copy below.
  *
  *   gateway ingest STORE NAME RETAIN_S   write a pack and seal it
  *   gateway write  STORE NAME            write a pack, no seal

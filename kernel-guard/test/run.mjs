@@ -44,9 +44,9 @@ function makeDisks() {
 function bootGuest(disks) {
   const log = createWriteStream(join(build, 'guest.log'));
   const args = [
-    '-accel', 'tcg', '-smp', '1', '-m', '1536M', '-nographic', '-no-reboot', '-nic', 'none',
+    '-accel', 'tcg', '-smp', '2', '-m', '1536M', '-nographic', '-no-reboot', '-nic', 'none',
     '-kernel', join(build, 'kernel', 'bzImage'), '-initrd', join(build, 'initramfs.cpio'),
-    '-append', `console=ttyS0 panic=-1 quiet kg_retain=${process.env.KG_RETAIN_S ?? 30}`,
+    '-append', `console=ttyS0 panic=-1 quiet tsc=reliable kg_retain=${process.env.KG_RETAIN_S ?? 30}`,
     '-drive', `file=${disks.store},format=raw,if=virtio`,
     '-drive', `file=${disks.cbt},format=raw,if=virtio`,
   ];

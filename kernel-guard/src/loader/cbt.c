@@ -286,6 +286,8 @@ int cbt_reset(struct guard *g, const char *dev, char *err, size_t errn, struct c
 	int slot = s - g->slots;
 	int b = swap_banks(g, slot);
 	memset(bank(g, slot, b), 0, g->words_per_bank * 8);
+	/* Bits were dropped without a dump: the next dump's sequence must show the gap. */
+	s->sequence++;
 	*slotp = s;
 	return 0;
 }

@@ -15,7 +15,8 @@ for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko* || echo "KG-WA
 for i in $(seq 1 50); do [ -b /dev/vda ] && [ -b /dev/vdb ] && break; sleep 0.1; done
 mkdir -p /data
 mount -t ext4 /dev/vda /data || echo "KG-WARN cannot mount the store disk"
-echo "KG-BOOTED lsm=$(cat /sys/kernel/security/lsm)"
+echo "KG-BOOTED at $(cut -d" " -f1 /proc/uptime) s lsm=$(cat /sys/kernel/security/lsm)"
 sh /test/attacks.sh
+echo "KG-INFO tests done at $(cut -d" " -f1 /proc/uptime) s"
 echo "KG-DONE"
 poweroff -f
