@@ -4,8 +4,21 @@
  * only draws on a terminal.
  */
 import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 
 export class UsageError extends Error {}
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+export type ParsedOptions<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
+
+/** Strict option parsing whose mistakes come back as a UsageError naming the bad option. */
+export function parseOptions<T extends OptionSpec>(args: string[], spec: T, positionals = false): ParsedOptions<T> {
+  try {
+    return parseArgs({ args, options: spec, allowPositionals: positionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /** Read a secret from `file` (first line) or, on a terminal, from a prompt without echo. */
 export async function readSecret(file: string | undefined, prompt: string, confirm = false): Promise<string> {

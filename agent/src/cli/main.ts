@@ -2,8 +2,7 @@
 /**
  * @module `bulwark-agent`: the host agent's command line.
  */
-import { parseArgs } from 'node:util';
-import { bar, formatBytes, ProgressLine, readSecret, UsageError } from '@bulwark/proto';
+import { bar, formatBytes, parseOptions, ProgressLine, readSecret, UsageError } from '@bulwark/proto';
 import { loadState, StateError } from '../state/state.js';
 import { enroll } from '../enroll/enroll.js';
 import { backupFiles } from '../jobs/backup-files.js';
@@ -31,13 +30,7 @@ ${RUN_USAGE}  backup  --state S [--json] PATH...
                                     write a volume point as a full image (file or device), verified
 `;
 
-function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = false) {
-  try {
-    return parseArgs({ args, options: spec, allowPositionals: positionals, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+const options = parseOptions;
 
 function stateDir(value: string | undefined): string {
   if (!value) throw new UsageError('--state S is required: the agent\'s state directory');

@@ -2,8 +2,8 @@
 /**
  * @module `bulwark-gateway`: the site gateway's command line.
  */
-import { parseArgs } from 'node:util';
 import { readSecret, UsageError } from '@bulwark/proto';
+import { options, requireDir } from './args.js';
 import { initSite, loadSite, SiteError } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
 import { createToken, DEFAULT_TOKEN_TTL_MS } from '../site/tokens.js';
@@ -27,18 +27,7 @@ ${WORM_USAGE}${FLEET_USAGE}`;
 
 type Handler = (args: string[]) => Promise<void>;
 
-function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = false) {
-  try {
-    return parseArgs({ args, options: spec, allowPositionals: positionals, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
-function requireDir(dir: string | undefined): string {
-  if (!dir) throw new UsageError('--dir D is required: the site directory');
-  return dir;
-}
 
 const commands: Record<string, Handler> = {
   async init(args) {

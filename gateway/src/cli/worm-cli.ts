@@ -4,10 +4,10 @@
  * the WORM services (so it reads and advances the same retention clock as
  * `serve`) and closes them again.
  */
-import { parseArgs } from 'node:util';
 import path from 'node:path';
-import { UsageError, decodePointHeader } from '@bulwark/proto';
+import { UsageError, decodePointHeader, type OptionSpec } from '@bulwark/proto';
 import { loadSite } from '../site/site.js';
+import { options, requireDir } from './args.js';
 import { Catalog } from '../catalog/catalog.js';
 import { PackStore } from '../store/pack-store.js';
 import { verifyStore } from '../verify/verify.js';
@@ -32,14 +32,14 @@ export const WORM_USAGE = `  points  --dir D [--json]         restore points wit
   audit   --dir D [--verify] [--json]  show the audit log; --verify checks its hash chain
 `;
 
-type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+type Spec = OptionSpec;
 function parse<T extends Spec>(args: string[], spec: T) {
-  try { return parseArgs({ args, options: spec, allowPositionals: true, strict: true }); } catch (err) { throw new UsageError((err as Error).message); }
+  return options(args, spec, true);
 }
 
 interface Opened { dir: string; catalog: Catalog; store: PackStore; worm: WormServices }
-async function withSite<T>(dir: string | undefined, work: (o: Opened) => Promise<T>): Promise<T> {
-  if (!dir) throw new UsageError('--dir D is required: the site directory');
+async function withSite<T>(given: string | undefined, work: (o: Opened) => Promise<T>): Promise<T> {
+  const dir = requireDir(given);
   const site = loadSite(dir);
   const catalog = await Catalog.open(site.paths.catalog);
   try {

@@ -5,12 +5,12 @@
  * for an external Mosquitto). `run` talks to the broker directly, as the
  * gateway, with the site's own MQTT client certificate.
  */
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import {
   bar, decodeAgentMessage, fleetTopics, formatBytes, GATEWAY_MQTT_IDENTITY, RejectReason, UsageError,
   type CommandAction, type JobResult,
 } from '@bulwark/proto';
+import { options, requireDir } from '../cli/args.js';
 import { loadSite, type Site } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
 import { FleetStore } from './fleet-store.js';
@@ -35,18 +35,6 @@ export const FLEET_USAGE = `  agents  --dir D [--json]         every agent: onli
                                    certificates, ACL and mosquitto.conf for an external broker
 `;
 
-type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
-function options<T extends Spec>(args: string[], spec: T, positionals = false) {
-  try {
-    return parseArgs({ args, options: spec, allowPositionals: positionals, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-function requireDir(dir: string | undefined): string {
-  if (!dir) throw new UsageError('--dir D is required: the site directory');
-  return dir;
-}
 function seconds(value: string | undefined, name: string, fallback: number): number {
   if (value === undefined) return fallback * 1000;
   const n = Number(value);
