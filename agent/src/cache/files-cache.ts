@@ -52,20 +52,10 @@ export class FilesCache {
     this.next.set(key, { size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, ids, sizes });
   }
 
-  previousIds(): Buffer[] {
-    const ids: Buffer[] = [];
-    for (const f of this.previous.values()) ids.push(...f.ids);
-    return ids;
-  }
-
   save(pointId: string): void {
     const entries: CacheFile['entries'] = {};
     for (const [name, f] of this.next) entries[name] = [f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), Buffer.concat(f.ids).toString('hex'), f.sizes];
     writePrivate(this.file, JSON.stringify({ version: 1, pointId, entries } satisfies CacheFile));
-  }
-
-  static discard(cacheDir: string, key: string): void {
-    fs.rmSync(path.join(cacheDir, `${key}.json`), { force: true });
   }
 }
 

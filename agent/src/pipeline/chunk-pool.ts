@@ -1,6 +1,6 @@
 /**
- * @module A pool of chunk workers, one per core. `chunkFile` streams the
- * file's blobs to a consumer as they are made and resolves with the file's
+ * @module A pool of chunk workers, one per core. `chunkFiles` streams the
+ * files' blobs to a consumer as they are made and resolves with each file's
  * blob ids in order; the consumer's promise is what releases the worker's
  * back-pressure.
  */
@@ -56,16 +56,6 @@ export class ChunkPool {
   /** Chunk files in one worker job; a file that cannot be read comes back with `error` set. */
   chunkFiles(paths: (string | Buffer)[], consumer: BlobConsumer): Promise<ChunkResult[]> {
     return this.submit({ type: 'files', jobId: 0, paths }, consumer);
-  }
-
-  async chunkFile(path: string | Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
-    const [result] = await this.chunkFiles([path], consumer);
-    if (result.error) throw result.error;
-    return result;
-  }
-
-  async sealData(data: Buffer, consumer: BlobConsumer): Promise<ChunkResult> {
-    return (await this.submit({ type: 'data', jobId: 0, data }, consumer))[0];
   }
 
   private submit(message: ToWorker, consumer: BlobConsumer): Promise<ChunkResult[]> {

@@ -115,13 +115,6 @@ function chunkFiles(jobId: number, paths: (string | Uint8Array)[]): void {
   post({ type: 'done', jobId, files });
 }
 
-function sealData(jobId: number, data: Uint8Array): void {
-  const batcher = new Batcher(jobId);
-  const id = batcher.add(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  batcher.flush();
-  post({ type: 'done', jobId, files: [{ ids: id, sizes: Uint32Array.of(data.byteLength), size: data.byteLength }] });
-}
-
 function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {
   keys = { blobIdKey: Buffer.from(k.blobIdKey), dataKey: Buffer.from(k.dataKey) };
   chunker = new FastCdc(gearTable(Buffer.from(k.chunkSeed)));
@@ -132,8 +125,7 @@ function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {
 port.on('message', (message: ToWorker) => {
   if (message.type === 'init') return init(message.keys, message.outstanding, message.outstandingLimit);
   try {
-    if (message.type === 'files') chunkFiles(message.jobId, message.paths);
-    else sealData(message.jobId, message.data);
+    chunkFiles(message.jobId, message.paths);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     post({ type: 'failed', jobId: message.jobId, message: e.message, code: e.code });

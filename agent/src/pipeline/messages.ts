@@ -8,8 +8,7 @@ export interface WorkerKeys { blobIdKey: Uint8Array; dataKey: Uint8Array; chunkS
 export type ToWorker =
   | { type: 'init'; keys: WorkerKeys; outstanding: SharedArrayBuffer; outstandingLimit: number }
   /** Chunk files, one after another; small files travel in groups so a message carries many. */
-  | { type: 'files'; jobId: number; paths: (string | Uint8Array)[] }
-  | { type: 'data'; jobId: number; data: Uint8Array };
+  | { type: 'files'; jobId: number; paths: (string | Uint8Array)[] };
 
 export interface BlobBatch {
   /** ids[i*32 .. i*32+32] */

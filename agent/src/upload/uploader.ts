@@ -146,11 +146,6 @@ export class Uploader {
     if (this.failure) throw this.failure;
   }
 
-  /** Mark ids as already on the gateway (from a previous point), so they are not asked about. */
-  assumePresent(ids: Iterable<Buffer>): void {
-    for (const id of ids) this.seen.add(id.toString('hex'));
-  }
-
   private async pump(drainQueries = false): Promise<void> {
     if (this.pumping || this.reconnecting || this.failure) return;
     this.pumping = true;

@@ -2,7 +2,6 @@
  * @module Byte layout of a pack file (FORMAT.md "Pack files"): one place that
  * writes and parses headers, entries and footers.
  */
-import { blake3 } from '@napi-rs/blake-hash';
 
 export const PACK_MAGIC = Buffer.from('BWPACK01');
 export const PACK_END_MAGIC = Buffer.from('BWPKEND1');
@@ -111,8 +110,4 @@ export function parseFooter(head: Buffer, tail: Buffer, fileSize: number): PackF
   return { agentId, entries, hash: Buffer.from(trailer.subarray(0, 32)), retention, headerBytes };
 }
 
-export function packFooterLength(tail: Buffer): number {
-  return tail.readUInt32LE(tail.length - TRAILER_BYTES + 32);
-}
 
-export const hashBytes = blake3;
