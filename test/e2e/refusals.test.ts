@@ -98,6 +98,16 @@ describe('the gateway refuses', () => {
     expect(result.stderr).toMatch(/was revoked/);
   });
 
+  it('an agent revoked while connected: its open connection is closed', async () => {
+    const victim = await enrollAgent(site);
+    const client = await open(site.gateway.url, agentIdentity(victim));
+    expect((await client.hello()).helloOk).toBeDefined();
+    await runOk(GATEWAY_CLI, ['revoke', '--dir', site.dir, agentId(victim)]);
+    const closed = await client.waitClosed(8000);
+    expect(closed.code).toBe(1008);
+    expect(closed.reason).toMatch(/revoked/);
+  });
+
   it('a reused token and an expired token', async () => {
     const token = await newToken(site.dir);
     await runOk(AGENT_CLI, ['enroll', '--state', path.join(tempDir('a'), 's'), '--gateway', site.gateway.url, '--token', token]);

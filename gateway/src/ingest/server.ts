@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { IncomingMessage } from 'node:http';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { MAX_FRAME_BYTES } from '@bulwark/proto';
 import { certFingerprint } from '../site/pki.js';
 import { AgentConnection, type GatewayContext } from './agent-connection.js';
@@ -16,6 +16,7 @@ import { handleEnrollment } from './enroll.js';
 
 export const AGENT_PATH = '/v1/agent';
 export const ENROLL_PATH = '/v1/enroll';
+const REVOCATION_CHECK_MS = 2000;
 
 export interface IngestServer { port: number; close(): Promise<void> }
 
@@ -37,6 +38,22 @@ export async function startIngestServer(ctx: GatewayContext, host: string, port:
   // Frames a little over the limit get a typed error from decodeFrame; far over it, ws closes with 1009.
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 2 * MAX_FRAME_BYTES });
   const live = new Set<{ terminate(): void }>();
+  /** Open agent connections by agent id, so a revocation (made by another process) cuts them too. */
+  const agentSockets = new Map<string, Set<WebSocket>>();
+  const revocationWatch = setInterval(async () => {
+    if (agentSockets.size === 0) return;
+    try {
+      for (const [agentId, sockets] of agentSockets) {
+        const agent = await ctx.catalog.getAgent(agentId);
+        if (agent && agent.revoked_ms === null) continue;
+        ctx.log.warn(`agent ${agentId} was revoked: closing its ${sockets.size} open connection(s)`);
+        for (const ws of sockets) ws.close(1008, 'agent revoked');
+      }
+    } catch (err) {
+      ctx.log.error(`revocation check failed: ${(err as Error).message}`);
+    }
+  }, REVOCATION_CHECK_MS);
+  revocationWatch.unref();
 
   server.on('upgrade', async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const tls = req.socket as TLSSocket;
@@ -58,7 +75,13 @@ export async function startIngestServer(ctx: GatewayContext, host: string, port:
       if (agent.cert_fingerprint !== certFingerprint(peer.raw)) return refuse(socket, 403, `certificate is not the one issued to agent ${agent.id}`);
       wss.handleUpgrade(req, socket, head, (ws) => {
         live.add(ws);
-        ws.on('close', () => live.delete(ws));
+        const mine = agentSockets.get(agent.id) ?? new Set<WebSocket>();
+        agentSockets.set(agent.id, mine.add(ws));
+        ws.on('close', () => {
+          live.delete(ws);
+          mine.delete(ws);
+          if (mine.size === 0 && agentSockets.get(agent.id) === mine) agentSockets.delete(agent.id);
+        });
         ctx.log.info(`agent ${agent.id} connected from ${remote}`);
         new AgentConnection(ws, agent.id, ctx);
       });
@@ -74,6 +97,7 @@ export async function startIngestServer(ctx: GatewayContext, host: string, port:
   return {
     port: typeof address === 'object' && address ? address.port : port,
     close: () => new Promise((resolve) => {
+      clearInterval(revocationWatch);
       for (const ws of live) ws.terminate();
       wss.close();
       server.close(() => resolve());
