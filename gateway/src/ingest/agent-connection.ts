@@ -115,6 +115,8 @@ export class AgentConnection {
     }
     if (frame.depositKey) return this.ctx.catalog.depositKey(this.agentId, frame.depositKey.sealedMasterKey);
     if (frame.openSession) {
+      // Packs of this session take the policy as it is now, even if `policy set` ran in another process.
+      await this.ctx.worm?.retention.refresh();
       await this.sender.send({ sessionOpened: { sessionId: frame.openSession.resumeSessionId?.length ? frame.openSession.resumeSessionId : randomBytes(16), resumed: !!frame.openSession.resumeSessionId?.length, creditBytes: INITIAL_CREDIT_BYTES } });
       return;
     }
