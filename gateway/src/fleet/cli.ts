@@ -86,7 +86,7 @@ export async function runFleetCommand(site: Site, agentId: string, action: Comma
           if (outcome instanceof Error) reject(outcome); else resolve(outcome);
         };
         const timer = setTimeout(() => finish(new Error(`no result from ${agentId} within ${opts.timeoutMs / 1000} s; command ${id} stays valid until ${new Date(signed.command.expiresUnixMs).toISOString()} and the gateway keeps delivering it`)), opts.timeoutMs);
-        client.on('error', (err) => note(`broker: ${err.message}`));
+        client.on('error', (err) => note(`broker connection interrupted (${err.message}); reconnecting`));
         client.on('offline', () => note('lost the broker; reconnecting'));
         client.on('connect', () => {
           client.subscribe(topics.events, { qos: 1 }, (err) => {
