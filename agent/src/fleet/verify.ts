@@ -7,11 +7,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import sodium from 'sodium-native';
 import {
   commandAction, commandSigningPayload, decodeCommand, decodeSignedCommand, MAX_COMMAND_TTL_MS, RejectReason,
   type Command, type CommandActionName,
 } from '@bulwark/proto';
+import { verifyDetached } from '../crypto/keys.js';
 
 /** Allowed disagreement between the gateway's clock and this host's. */
 export const CLOCK_SKEW_MS = 5 * 60_000;
@@ -65,8 +65,7 @@ export function verifyCommand(payload: Buffer, ctx: VerifyContext): Verdict {
   }
   const commandId = command.commandId || undefined;
   const fail = (reason: RejectReason, detail: string): Verdict => ({ ok: false, reason, detail, commandId });
-  const sig = signed.signature;
-  if (sig.length !== sodium.crypto_sign_BYTES || !sodium.crypto_sign_verify_detached(sig, commandSigningPayload(signed.command), ctx.commandPublicKey)) {
+  if (!verifyDetached(commandSigningPayload(signed.command), signed.signature, ctx.commandPublicKey)) {
     return fail(RejectReason.BAD_SIGNATURE, 'the signature is not the site command key\'s');
   }
   // Signed by the site from here on; the rest guards against re-use of a genuine command.

@@ -8,8 +8,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Catalog } from '../catalog/catalog.js';
+import type { AuditLog } from './audit-log.js';
 
 export class AdminError extends Error {}
+
+/**
+ * The four-eyes rule for every two-person operation: the admin who requested
+ * it cannot approve it. A refusal is audited as an alert, then thrown.
+ */
+export async function requireSecondAdmin(audit: AuditLog, request: { admin: string; requestedBy: string; noun: string; id: string; object: string; refusedAction: string }, error: (message: string) => Error): Promise<void> {
+  const { admin, requestedBy, noun, id, object, refusedAction } = request;
+  if (admin !== requestedBy) return;
+  await audit.append({ level: 'alert', actor: admin, action: refusedAction, object, detail: `admin ${admin} requested this ${noun} and cannot also approve it` });
+  throw error(`four-eyes rule: ${admin} requested ${noun} ${id} and cannot approve it; another admin must`);
+}
 
 function keyHash(key: string): Buffer { return createHash('sha256').update(key.trim()).digest(); }
 

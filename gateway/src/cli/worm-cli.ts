@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { UsageError, decodePointHeader, type OptionSpec } from '@bulwark/proto';
 import { loadSite } from '../site/site.js';
-import { options, requireDir } from './args.js';
+import { options, requireDir, table } from './args.js';
 import { Catalog } from '../catalog/catalog.js';
 import { PackStore } from '../store/pack-store.js';
 import { verifyStore } from '../verify/verify.js';
@@ -56,11 +56,6 @@ async function withSite<T>(given: string | undefined, work: (o: Opened) => Promi
   } finally {
     await catalog.close();
   }
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
 function count(name: string, value: string | undefined, fallback: number): number {

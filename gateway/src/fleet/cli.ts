@@ -10,7 +10,7 @@ import {
   bar, decodeAgentMessage, fleetTopics, formatBytes, GATEWAY_MQTT_IDENTITY, RejectReason, UsageError,
   type CommandAction, type JobResult,
 } from '@bulwark/proto';
-import { options, requireDir } from '../cli/args.js';
+import { options, requireDir, table } from '../cli/args.js';
 import { loadSite, type Site } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
 import { FleetStore } from './fleet-store.js';
@@ -41,11 +41,6 @@ function seconds(value: string | undefined, name: string, fallback: number): num
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a positive number of seconds, not ${value}`);
   return n * 1000;
 }
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
-}
-
 async function withFleet<T>(site: Site, work: (catalog: Catalog, store: FleetStore) => Promise<T>): Promise<T> {
   const catalog = await Catalog.open(site.paths.catalog);
   try {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Catalog } from '../catalog/catalog.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { requireSecondAdmin } from '../audit/admins.js';
 
 export class HoldError extends Error {}
 
@@ -58,10 +59,7 @@ export class Holds {
     const request = await db.get<ReleaseRow>('SELECT * FROM hold_releases WHERE id = ?', [requestId]);
     if (!request) throw new HoldError(`no release request ${requestId}: see \`bulwark-gateway hold list\``);
     if (request.approved_ms !== null) throw new HoldError(`release request ${requestId} was approved already`);
-    if (request.requested_by === admin) {
-      await this.audit.append({ level: 'alert', actor: admin, action: 'hold.release-refused', object: `hold ${request.hold_id}`, detail: `admin ${admin} requested this release and cannot also approve it` });
-      throw new HoldError(`four-eyes rule: ${admin} requested release ${requestId} and cannot approve it; another admin must`);
-    }
+    await requireSecondAdmin(this.audit, { admin, requestedBy: request.requested_by, noun: 'release', id: requestId, object: `hold ${request.hold_id}`, refusedAction: 'hold.release-refused' }, (m) => new HoldError(m));
     await db.transaction(async () => {
       const now = this.wallMs();
       await db.run('UPDATE hold_releases SET approved_by = ?, approved_ms = ? WHERE id = ?', [admin, now, requestId]);

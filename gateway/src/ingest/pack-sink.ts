@@ -4,10 +4,9 @@
  * Seals run one after another so acknowledgements leave in order; a blob is
  * acknowledged only after its pack is sealed and recorded in the catalog.
  */
-import type { Catalog } from '../catalog/catalog.js';
+import type { Catalog, SealedPackRecord } from '../catalog/catalog.js';
 import type { BlobStore, IncomingBlob, PackWriter } from '../store/pack-store.js';
 import type { PackRetention } from '../store/pack-format.js';
-import type { SealedPackRecord } from '../catalog/catalog.js';
 
 export const PACK_TARGET_BYTES = 16 * 1024 * 1024;
 

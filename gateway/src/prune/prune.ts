@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Catalog } from '../catalog/catalog.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { requireSecondAdmin } from '../audit/admins.js';
 import type { PackStore } from '../store/pack-store.js';
 import type { Retention } from '../retention/retention.js';
 import { WormViolation } from '../retention/worm.js';
@@ -61,10 +62,7 @@ export class Pruner {
     const request = await db.get<PruneRequestRow>('SELECT * FROM prune_requests WHERE id = ?', [id]);
     if (!request) throw new PruneError(`no prune request ${id}: see \`bulwark-gateway prune list\``);
     if (request.approved_ms !== null) throw new PruneError(`prune request ${id} was approved already`);
-    if (request.requested_by === admin) {
-      await this.audit.append({ level: 'alert', actor: admin, action: 'prune.refused', object: `prune ${id}`, detail: `admin ${admin} requested this prune and cannot also approve it` });
-      throw new PruneError(`four-eyes rule: ${admin} requested prune ${id} and cannot approve it; another admin must`);
-    }
+    await requireSecondAdmin(this.audit, { admin, requestedBy: request.requested_by, noun: 'prune', id, object: `prune ${id}`, refusedAction: 'prune.refused' }, (m) => new PruneError(m));
     const requested = JSON.parse(request.plan) as PrunePlan;
     const current = await this.plan();
     const result: PruneResult = { pointsRemoved: [], packsDeleted: [], bytesFreed: 0, skipped: [] };

@@ -14,11 +14,10 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import {
-  ENTRY_PREFIX_BYTES, PackEntry, PackFooter, TRAILER_BYTES,
-  entryPrefix, packHeader, packIndex, packTrailer, parseFooter,
+  ENTRY_PREFIX_BYTES, PACK_NONCE_BYTES, PackEntry, PackFooter, TRAILER_BYTES,
+  entryPrefix, packHeader, packIndex, packTrailer, parseFooter, parseHeader, type PackRetention,
 } from './pack-format.js';
 import type { SealedPackRecord } from '../catalog/catalog.js';
-import { parseHeader, PACK_NONCE_BYTES, type PackRetention } from './pack-format.js';
 import { ChattrImmutable, type ImmutableFlag } from './immutable.js';
 import { WormViolation } from '../retention/worm.js';
 
