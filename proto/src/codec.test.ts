@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, encodePointHeader, decodePointHeader, ProtocolError, MAX_FRAME_BYTES } from './codec.js';
 import { ErrorCode, type Frame } from './types.js';
 import { canonicalRefs, merkleRoot } from './merkle.js';
+import { protoRoot } from './schema.js';
 
 const id = (n: number) => Buffer.alloc(32, n);
 
@@ -20,6 +21,17 @@ describe('frame codec', () => {
     ];
     for (const frame of frames) expect(decodeFrame(encodeFrame(frame))).toEqual(frame);
     expect(decodePointHeader(encodePointHeader(header))).toEqual(header);
+  });
+
+  it('writes blob frames byte for byte as the generic protobuf encoder does', () => {
+    const FrameType = protoRoot.lookupType('bulwark.v1.Frame');
+    const generic = (frame: Frame) => Buffer.from(FrameType.encode(FrameType.fromObject(frame)).finish());
+    const bodies = [
+      { blobs: [] },
+      { requestId: 7, blobs: [{ id: id(1), envelope: Buffer.from('abc') }] },
+      { requestId: 300_000, blobs: [{ id: id(2), envelope: Buffer.alloc(200, 1) }, { id: id(3), envelope: Buffer.alloc(3_000_000, 2) }] },
+    ];
+    for (const blobData of bodies) expect(encodeFrame({ blobData }).equals(generic({ blobData }))).toBe(true);
   });
 
   it('turns garbage into a typed error', () => {

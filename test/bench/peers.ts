@@ -9,6 +9,9 @@ export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
 
 /** Run a command to completion; wall time and peak RSS (GNU time) of the whole process tree's leader. */
 export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): Timed {
+  // Each command starts with no dirty pages of the one before: otherwise the previous tool's writeback
+  // (a restore of ~1 GiB) lands in the next tool's fsyncs and its time.
+  execFileSync('sync');
   const started = process.hrtime.bigint();
   const result = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;

@@ -82,7 +82,11 @@ function applyChanges(image: string, blocks: number[], seed: string): void {
   fs.closeSync(fd);
 }
 
+/** No tool pays for the previous one's writeback: every timed command starts after a sync. */
+function settle(): void { spawnSync('sync'); }
+
 function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
+  settle();
   const t = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
@@ -90,6 +94,7 @@ function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.P
 }
 
 async function agent(args: string[]): Promise<{ wall: number; json: Record<string, unknown> }> {
+  settle();
   const t = process.hrtime.bigint();
   const { stdout } = await runOk(AGENT_CLI, args);
   const wall = Number(process.hrtime.bigint() - t) / 1e9;

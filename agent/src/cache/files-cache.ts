@@ -12,7 +12,7 @@ import { writePrivate } from '../state/state.js';
 
 export interface CachedFile { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; ids: Buffer[]; sizes: number[] }
 
-interface CacheFile { version: 1; pointId: string; entries: Record<string, [number, string, string, string, string, number[]]> }
+interface CacheFile { version: 1; pointId: string; entries: Record<string, [number, string, string, string, string, number[]]>; trees?: string }
 
 export function sourceKey(kind: string, roots: string[]): string {
   return createHash('sha256').update(kind).update('\0').update([...roots].sort().join('\0')).digest('hex').slice(0, 32);
@@ -21,6 +21,8 @@ export function sourceKey(kind: string, roots: string[]): string {
 export class FilesCache {
   private readonly previous = new Map<string, CachedFile>();
   private readonly next = new Map<string, CachedFile>();
+  private readonly previousTrees = new Set<string>();
+  private readonly nextTrees = new Set<string>();
   previousPointId?: string;
 
   constructor(private readonly file: string) {}
@@ -31,6 +33,7 @@ export class FilesCache {
       const parsed = JSON.parse(fs.readFileSync(cache.file, 'utf8')) as CacheFile;
       if (parsed.version !== 1) return cache;
       cache.previousPointId = parsed.pointId;
+      for (const id of splitIds(parsed.trees ?? '')) cache.previousTrees.add(id.toString('hex'));
       for (const [name, [size, mtime, ctime, ino, ids, sizes]] of Object.entries(parsed.entries)) {
         cache.previous.set(name, { size, mtimeNs: BigInt(mtime), ctimeNs: BigInt(ctime), ino: BigInt(ino), ids: splitIds(ids), sizes });
       }
@@ -52,10 +55,15 @@ export class FilesCache {
     this.next.set(key, { size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, ids, sizes });
   }
 
+  /** Whether the last point stored this directory listing (the id is the hex blob id of its Tree). */
+  knowsTree(idHex: string): boolean { return this.previousTrees.has(idHex); }
+
+  rememberTree(idHex: string): void { this.nextTrees.add(idHex); }
+
   save(pointId: string): void {
     const entries: CacheFile['entries'] = {};
     for (const [name, f] of this.next) entries[name] = [f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), Buffer.concat(f.ids).toString('hex'), f.sizes];
-    writePrivate(this.file, JSON.stringify({ version: 1, pointId, entries } satisfies CacheFile));
+    writePrivate(this.file, JSON.stringify({ version: 1, pointId, entries, trees: [...this.nextTrees].join('') } satisfies CacheFile));
   }
 }
 

@@ -41,20 +41,23 @@ export class FastCdc {
     const { minSize, avgSize, maxSize } = this.params;
     const available = end - start;
     if (available <= minSize) return final ? available : 0;
-    const limit = Math.min(available, maxSize);
-    const normal = Math.min(limit, avgSize);
+    // Absolute indices and masks in locals: the loops are the hottest code of a backup.
+    const limit = start + Math.min(available, maxSize);
+    const normal = start + Math.min(available, maxSize, avgSize);
     const gear = this.gear;
+    const maskS = this.maskS;
+    const maskL = this.maskL;
     let hash = 0;
-    let i = minSize;
+    let i = start + minSize;
     for (; i < normal; i++) {
-      hash = ((hash << 1) + gear[data[start + i]]) | 0;
-      if ((hash & this.maskS) === 0) return i + 1;
+      hash = ((hash << 1) + gear[data[i]]) | 0;
+      if ((hash & maskS) === 0) return i + 1 - start;
     }
     for (; i < limit; i++) {
-      hash = ((hash << 1) + gear[data[start + i]]) | 0;
-      if ((hash & this.maskL) === 0) return i + 1;
+      hash = ((hash << 1) + gear[data[i]]) | 0;
+      if ((hash & maskL) === 0) return i + 1 - start;
     }
-    if (limit === maxSize || final) return limit;
+    if (limit - start === maxSize || final) return limit - start;
     return 0;
   }
 }

@@ -4,20 +4,19 @@
  */
 import { bar, formatBytes, parseOptions, ProgressLine, readSecret, UsageError } from '@bulwark/proto';
 import { loadState, StateError } from '../state/state.js';
-import { enroll } from '../enroll/enroll.js';
 import { backupFiles } from '../jobs/backup-files.js';
 import { connectAgent } from '../jobs/connect.js';
 import { listPoints, loadVerifiedPoint, openForeignAccess, ownAccess, resolvePoint, restoreFiles, RestoreError } from '../restore/restore.js';
 import { GatewayError } from '../transport/link.js';
 import { BlobIntegrityError } from '../crypto/envelope.js';
-import { runService, RUN_USAGE } from '../fleet/cli-run.js';
-import { FleetConfigError } from '../fleet/service.js';
 
 const USAGE = `Usage: bulwark-agent <command> [options]
 
   enroll  --state S --gateway wss://HOST:PORT --token T
                                     join a site (makes this agent's keys and certificate)
-${RUN_USAGE}  backup  --state S [--json] PATH...
+  run     --state S [--broker mqtts://HOST:PORT] [--heartbeat SECONDS]
+                                    the agent service: fleet link, heartbeats, commanded and scheduled jobs
+  backup  --state S [--json] PATH...
                                     back up file trees
   backup  --state S [--json] --volume PATH [--cbt-bitmap FILE]
                                     back up a block device or disk image (changed blocks only)
@@ -43,13 +42,15 @@ async function access(link: Awaited<ReturnType<typeof connectAgent>>, state: Ret
   return openForeignAccess(link, fromAgent, password);
 }
 
+// Fleet (MQTT) and enrollment (X.509) code is more than half the bundle: loaded only by the commands that use it.
 const commands: Record<string, (args: string[]) => Promise<void>> = {
-  run: runService,
+  run: async (args) => (await import('../fleet/cli-run.js')).runService(args),
 
   async enroll(args) {
     const { values } = options(args, { state: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' } });
     if (!values.gateway) throw new UsageError('--gateway wss://HOST:PORT is required');
     if (!values.token) throw new UsageError('--token T is required (from `bulwark-gateway token`)');
+    const { enroll } = await import('../enroll/enroll.js');
     const config = await enroll(stateDir(values.state), values.gateway, values.token);
     console.log(`Enrolled as agent ${config.agentId} in site ${config.siteId}; the master key is deposited, sealed to the site's recovery key.`);
   },
@@ -130,9 +131,15 @@ async function main(argv: string[]): Promise<void> {
   await handler(rest);
 }
 
+// Nothing left to wait for but the command has not finished: a bug, never a silent success.
+process.once('beforeExit', () => {
+  process.stderr.write('bulwark-agent: internal error: the command stopped before it finished\n');
+  process.exit(70);
+});
+
 main(process.argv.slice(2)).then(() => process.exit(0), (err) => {
   if (err instanceof UsageError) { process.stderr.write(`bulwark-agent: ${err.message}\n\n${USAGE}`); process.exit(2); }
-  const known = err instanceof StateError || err instanceof FleetConfigError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
+  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
   process.stderr.write(`bulwark-agent: ${known ? err.message : (err as Error).stack ?? err}\n`);
   process.exit(1);
 });

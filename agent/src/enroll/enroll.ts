@@ -29,7 +29,9 @@ export async function enroll(stateDir: string, gatewayUrl: string, token: string
   if (!/^wss:\/\//.test(gatewayUrl)) throw new GatewayError('REFUSED', `--gateway must be a wss:// URL, not ${gatewayUrl}`);
 
   await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
+  // A CommonJS package loaded with import(): its exports may arrive as the default export (bundled chunk) or as names (plain Node).
+  const x509Module = await import('@peculiar/x509');
+  const x509 = x509Module.default ?? x509Module;
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
   const tlsKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
   const hostname = os.hostname();

@@ -6,10 +6,6 @@ import { UsageError } from '@bulwark/proto';
 import { loadState } from '../state/state.js';
 import { startAgentService } from './service.js';
 
-export const RUN_USAGE = `  run     --state S [--broker mqtts://HOST:PORT] [--heartbeat SECONDS]
-                                    the agent service: fleet link, heartbeats, commanded and scheduled jobs
-`;
-
 export async function runService(args: string[]): Promise<void> {
   let values;
   try {

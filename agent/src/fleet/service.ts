@@ -11,11 +11,12 @@ import { backupFiles } from '../jobs/backup-files.js';
 import { connectAgent } from '../jobs/connect.js';
 import { loadVerifiedPoint, ownAccess, resolvePoint, restoreFiles } from '../restore/restore.js';
 import { AGENT_VERSION } from '../transport/link.js';
-import { writePrivate, type AgentState } from '../state/state.js';
+import { StateError, writePrivate, type AgentState } from '../state/state.js';
 import { FleetAgent, type JobOutcome, type JobReporter } from './fleet-agent.js';
 import { collectInventory } from './inventory.js';
 
-export class FleetConfigError extends Error {}
+/** This agent's state lacks what the fleet link needs; the message says how to fix it. */
+export class FleetConfigError extends StateError {}
 
 export interface ServiceOptions { brokerUrl?: string; heartbeatMs?: number; log?: (line: string) => void }
 

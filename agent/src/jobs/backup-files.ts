@@ -33,12 +33,15 @@ export async function backupFiles(state: AgentState, paths: string[], options: {
     for (let attempt = 0; ; attempt++) {
       const cache = FilesCache.load(state.paths.cacheDir, key);
       const uploader = new Uploader(() => connectAgent(state));
-      await uploader.start();
+      // The TLS handshake runs while the walk compares metadata; blobs found meanwhile wait for it.
+      const connected = uploader.start();
+      connected.catch(() => undefined);
       options.onUploader?.(uploader);
       const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       const render = (s: WalkStats) => `backing up ${s.files} files, ${s.dirs} dirs: ${formatBytes(s.bytesRead)} read, ${formatBytes(uploader.totalBytesSent())} sent, ${formatBytes(s.bytesRead / Math.max(seconds(), 0.001))}/s`;
       try {
         const walk = await backupFileTrees(roots, { keys: state.keys, pool, uploader, cache, useCache: attempt === 0, onProgress: (s) => progress.update(() => render(s)) });
+        await connected;
         progress.update(() => `${render(walk.stats)}; committing`, true);
         const committed = await commitPoint(state, uploader, {
           kind: 'files',

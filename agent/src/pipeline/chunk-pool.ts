@@ -13,7 +13,7 @@ export interface SealedBlob { id: Buffer; envelope: Buffer }
 export type BlobConsumer = (blobs: SealedBlob[], plainBytes: number) => Promise<void>;
 export interface ChunkResult { ids: Buffer[]; sizes: number[]; size: number; error?: FileReadError }
 
-const OUTSTANDING_LIMIT = 12 * 1024 * 1024;
+const OUTSTANDING_LIMIT = 8 * 1024 * 1024;
 
 interface Job { jobId: number; message: ToWorker; consumer: BlobConsumer; resolve(r: ChunkResult[]): void; reject(e: Error): void; consumed: Promise<void> }
 interface Slot { worker: Worker; outstanding: Int32Array; jobs: Map<number, Job>; load: number }
@@ -48,6 +48,7 @@ export class ChunkPool {
       worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, chunkSeed: keys.chunkSeed }, outstanding: shared, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToWorker);
       worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
       worker.on('error', (err) => { for (const job of slot.jobs.values()) job.reject(err); slot.jobs.clear(); });
+      // Referenced only while it has jobs: an idle pool must not keep the process alive, a busy one must.
       worker.unref();
       this.slots.push(slot);
     }
@@ -65,7 +66,7 @@ export class ChunkPool {
     (message as { jobId: number }).jobId = jobId;
     return new Promise((resolve, reject) => {
       slot.jobs.set(jobId, { jobId, message, consumer, resolve, reject, consumed: Promise.resolve() });
-      slot.load++;
+      if (slot.load++ === 0) slot.worker.ref();
       slot.worker.postMessage(message);
     });
   }
@@ -78,6 +79,8 @@ export class ChunkPool {
       const blobs = splitBatch(message.batch);
       const handOver = job.consumer(blobs, message.batch.plainBytes);
       job.consumed = Promise.all([job.consumed, handOver]).then(() => undefined);
+      // Looked at when the job is done; until then a failed hand-over must not count as unhandled.
+      job.consumed.catch(() => undefined);
       handOver.catch(() => undefined).finally(() => {
         Atomics.sub(slot.outstanding, 0, bytes);
         Atomics.notify(slot.outstanding, 0);
@@ -85,7 +88,7 @@ export class ChunkPool {
       return;
     }
     slot.jobs.delete(message.jobId);
-    slot.load--;
+    if (--slot.load === 0) slot.worker.unref();
     if (message.type === 'failed') {
       job.consumed.finally(() => job.reject(new FileReadError(message.message, message.code)));
       return;

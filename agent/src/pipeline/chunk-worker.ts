@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { FastCdc, gearTable, DEFAULT_CHUNKING } from '../chunking/fastcdc.js';
-import { blobId, sealBlob } from '../crypto/envelope.js';
+import { blobId, envelopeBound, sealBlobInto } from '../crypto/envelope.js';
 import type { BlobBatch, FileChunks, FromWorker, ToWorker, WorkerKeys } from './messages.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -21,39 +21,57 @@ let outstandingLimit = 0;
 const port = parentPort!;
 const post = (message: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
+/**
+ * Concatenation in an ArrayBuffer of its own, to be transferred: a small
+ * Buffer lives in Node's 8 KiB pool, and postMessage would copy the whole
+ * slab — which the main thread then keeps for as long as it keeps the ids.
+ */
+function unpooledConcat(parts: Buffer[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) { out.set(part, at); at += part.length; }
+  return out;
+}
+
+/** Where envelopes are sealed, reused for every batch of this worker. */
+let sealing = Buffer.alloc(0);
+
+/**
+ * Envelopes are sealed into the worker's reused buffer and leave in one
+ * exact-size copy per batch: no buffer per blob, no garbage but the batch.
+ */
 class Batcher {
   private ids: Buffer[] = [];
-  private envelopes: Buffer[] = [];
-  private bytes = 0;
+  private offsets: number[] = [];
+  private used = 0;
   private plain = 0;
   constructor(private readonly jobId: number) {}
 
   /** Seal one chunk; returns its id. */
   add(plain: Buffer): Buffer {
     const id = blobId(keys.blobIdKey, plain);
-    const envelope = sealBlob(keys.dataKey, id, plain);
+    const bound = envelopeBound(plain.length);
+    if (this.used > 0 && this.used + bound > BATCH_BYTES) this.flush();
+    // Here either the buffer is empty or the blob fits below BATCH_BYTES: growing it loses nothing.
+    if (sealing.length < this.used + bound) sealing = Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, bound));
+    this.offsets.push(this.used);
+    this.used += sealBlobInto(keys.dataKey, id, plain, sealing.subarray(this.used));
     this.ids.push(id);
-    this.envelopes.push(envelope);
-    this.bytes += envelope.length;
     this.plain += plain.length;
-    if (this.bytes >= BATCH_BYTES) this.flush();
     return id;
   }
 
   flush(): void {
     if (this.ids.length === 0) return;
-    const bytes = new ArrayBuffer(this.bytes);
-    const view = new Uint8Array(bytes);
-    const offsets = new Uint32Array(this.envelopes.length + 1);
-    let at = 0;
-    this.envelopes.forEach((e, i) => { offsets[i] = at; view.set(e, at); at += e.length; });
-    offsets[this.envelopes.length] = at;
-    const batch: BlobBatch = { ids: Buffer.concat(this.ids), bytes, offsets, plainBytes: this.plain };
-    Atomics.add(outstanding, 0, this.bytes);
-    post({ type: 'blobs', jobId: this.jobId, batch }, [bytes]);
+    const copy = Buffer.allocUnsafeSlow(this.used);
+    sealing.copy(copy, 0, 0, this.used);
+    const bytes = copy.buffer as ArrayBuffer;
+    const batch: BlobBatch = { ids: unpooledConcat(this.ids), bytes, offsets: Uint32Array.from([...this.offsets, this.used]), plainBytes: this.plain };
+    Atomics.add(outstanding, 0, this.used);
+    post({ type: 'blobs', jobId: this.jobId, batch }, [bytes, batch.ids.buffer as ArrayBuffer, batch.offsets.buffer as ArrayBuffer]);
     this.ids = [];
-    this.envelopes = [];
-    this.bytes = 0;
+    this.offsets = [];
+    this.used = 0;
     this.plain = 0;
     // Back-pressure: wait until the main thread has handed enough of our output on.
     for (let seen = Atomics.load(outstanding, 0); seen > outstandingLimit; seen = Atomics.load(outstanding, 0)) {
@@ -98,7 +116,7 @@ function chunkFile(batcher: Batcher, path: string | Uint8Array): FileChunks {
   } finally {
     fs.closeSync(fd);
   }
-  return { ids: Buffer.concat(ids), sizes: Uint32Array.from(sizes), size };
+  return { ids: unpooledConcat(ids), sizes: Uint32Array.from(sizes), size };
 }
 
 function chunkFiles(jobId: number, paths: (string | Uint8Array)[]): void {
@@ -112,7 +130,7 @@ function chunkFiles(jobId: number, paths: (string | Uint8Array)[]): void {
     }
   });
   batcher.flush();
-  post({ type: 'done', jobId, files });
+  post({ type: 'done', jobId, files }, files.flatMap((f) => [f.ids.buffer as ArrayBuffer, f.sizes.buffer as ArrayBuffer]));
 }
 
 function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {

@@ -15,7 +15,6 @@ import type { Frame } from '@bulwark/proto';
 const QUERY_IDS = 1024;
 const MAX_QUERIES_IN_FLIGHT = 4;
 const FRAME_PAYLOAD_BYTES = 4 * 1024 * 1024;
-const UNACKED_LIMIT_BYTES = 40 * 1024 * 1024;
 const BUFFERED_LIMIT_BYTES = 24 * 1024 * 1024;
 const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 3000, 5000, 5000, 5000, 10000, 10000, 10000];
 
@@ -32,7 +31,6 @@ export class Uploader {
   private readonly queries = new Map<number, SealedBlob[]>();
   private sendQueue: SealedBlob[] = [];
   private readonly unacked = new Map<string, SealedBlob>();
-  private unackedBytes = 0;
   /** Ids the gateway holds or that are somewhere in this pipeline. */
   private readonly seen = new Set<string>();
   private bufferedBytes = 0;
@@ -42,16 +40,23 @@ export class Uploader {
   private finished = false;
   private closing = false;
   private pumping = false;
+  private sealRequested = false;
   private linkBytesBefore = 0;
   readonly stats: UploadStats = { blobsOffered: 0, blobsSent: 0, bytesSent: 0, reconnects: 0, envelopeBytesSent: 0 };
 
-  constructor(private readonly connect: Connector) {}
+  /** `windowBytes`: blobs held here until acknowledged (or answered as present) before `add` waits. */
+  constructor(private readonly connect: Connector, private readonly windowBytes = BUFFERED_LIMIT_BYTES) {}
 
+  /** Connect and open the session. Blobs may be added meanwhile: they wait for the link. */
   async start(): Promise<void> {
-    await this.attach(await this.connect());
+    try {
+      await this.attach(await this.connect());
+    } catch (err) {
+      this.fail(err as Error);
+      throw err;
+    }
+    this.wake();
   }
-
-  get currentLink(): GatewayLink { return this.link; }
 
   private async attach(link: GatewayLink): Promise<void> {
     this.link = link;
@@ -98,7 +103,6 @@ export class Uploader {
     this.queries.clear();
     for (const blob of this.unacked.values()) again.push(blob);
     this.unacked.clear();
-    this.unackedBytes = 0;
     this.queryBatch = again.concat(this.queryBatch);
     this.wake();
   }
@@ -124,7 +128,7 @@ export class Uploader {
     for (const id of ids) {
       const key = id.toString('hex');
       const blob = this.unacked.get(key);
-      if (blob) { this.unacked.delete(key); this.unackedBytes -= blob.envelope.length; this.bufferedBytes -= blob.envelope.length; }
+      if (blob) { this.unacked.delete(key); this.bufferedBytes -= blob.envelope.length; }
     }
     this.wake();
   }
@@ -142,12 +146,32 @@ export class Uploader {
     }
     if (this.queryBatch.length >= QUERY_IDS) void this.pump();
     else this.queryTimer ??= setTimeout(() => { this.queryTimer = undefined; void this.pump(true); }, 2);
-    while (this.bufferedBytes > BUFFERED_LIMIT_BYTES && !this.failure) await this.waitForChange();
+    while (this.bufferedBytes > this.windowBytes && !this.failure) {
+      this.askToSealIfStalled();
+      await this.waitForChange();
+    }
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * Everything is sent and the window is full of blobs waiting for their
+   * pack to fill: a gateway whose packs are larger than this window would
+   * never seal one. A Flush makes it seal now, so progress never depends on
+   * the two sides' sizes agreeing.
+   */
+  private askToSealIfStalled(): void {
+    if (this.sealRequested || !this.link?.isOpen || this.reconnecting || this.unacked.size === 0 || this.sendQueue.length > 0 || this.queries.size > 0) return;
+    const link = this.link;
+    this.sealRequested = true;
+    // Give the gateway's own sealing a moment first: a full pack seals without being asked.
+    setTimeout(() => {
+      if (link !== this.link || this.sendQueue.length > 0 || this.unacked.size === 0) { this.sealRequested = false; return; }
+      link.exchange({ flush: { requestId: 0 } }, 'ack').catch(() => undefined).finally(() => { this.sealRequested = false; this.wake(); });
+    }, 50);
+  }
+
   private async pump(drainQueries = false): Promise<void> {
-    if (this.pumping || this.reconnecting || this.failure) return;
+    if (this.pumping || this.reconnecting || this.failure || !this.link) return;
     this.pumping = true;
     try {
       while (!this.failure && !this.reconnecting && this.link.isOpen) {
@@ -155,7 +179,7 @@ export class Uploader {
           this.sendQuery(this.queryBatch.splice(0, QUERY_IDS));
           continue;
         }
-        if (this.sendQueue.length > 0 && this.credit > 0 && this.unackedBytes < UNACKED_LIMIT_BYTES) {
+        if (this.sendQueue.length > 0 && this.credit > 0) {
           await this.sendFrame();
           continue;
         }
@@ -197,7 +221,7 @@ export class Uploader {
       blobs.push(blob);
       bytes += blob.envelope.length + 64;
     }
-    for (const blob of blobs) { this.unacked.set(blob.id.toString('hex'), blob); this.unackedBytes += blob.envelope.length; }
+    for (const blob of blobs) this.unacked.set(blob.id.toString('hex'), blob);
     this.credit -= bytes;
     this.stats.blobsSent += blobs.length;
     for (const b of blobs) this.stats.envelopeBytesSent += b.envelope.length;
@@ -238,7 +262,7 @@ export class Uploader {
     }
   }
 
-  totalBytesSent(): number { return this.linkBytesBefore + this.link.bytesSent; }
+  totalBytesSent(): number { return this.linkBytesBefore + (this.link?.bytesSent ?? 0); }
 
   close(): void {
     this.closing = true;

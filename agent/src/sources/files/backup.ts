@@ -17,7 +17,7 @@ import type { AgentKeys } from '../../crypto/keys.js';
 const treeCodec = storageCodec<Tree>('Tree');
 const SLASH = Buffer.from('/');
 /** Worker jobs queued at once; each holds at most GROUP_BYTES of small files or one large file. */
-const JOBS_IN_FLIGHT = 16;
+const JOBS_IN_FLIGHT = 8;
 const GROUPED_FILE_BYTES = 256 * 1024;
 const GROUP_FILES = 64;
 const GROUP_BYTES = 4 * 1024 * 1024;
@@ -54,6 +54,7 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
   const stats: WalkStats = { files: 0, dirs: 0, symlinks: 0, skipped: 0, bytesRead: 0, logicalBytes: 0, unchangedFiles: 0, warnings: [] };
   const refs = new Set<string>();
   const limit = new Semaphore(JOBS_IN_FLIGHT);
+  let failure: Error | undefined;
   const { keys, pool, uploader, cache } = options;
 
   const addRef = (id: Buffer) => refs.add(id.toString('hex'));
@@ -63,7 +64,11 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
     nodes.sort((a, b) => Buffer.compare(a.name, b.name));
     const plain = treeCodec.encode({ nodes });
     const id = blobId(keys.blobId, plain);
-    addRef(id);
+    const hex = id.toString('hex');
+    refs.add(hex);
+    cache.rememberTree(hex);
+    // An unchanged directory was stored with the last point: the commit's reference check still vouches for it.
+    if (options.useCache && cache.knowsTree(hex)) return id;
     await uploader.add([{ id, envelope: sealBlob(keys.data, id, plain) }]);
     return id;
   }
@@ -87,9 +92,11 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
     return node;
   }
 
-  /** Chunk a group of changed files in one worker job and fill in their nodes. */
+  /**
+   * Chunk a group of changed files in one worker job and fill in their nodes.
+   * Call only while holding a job slot (`limit.take()`); it gives it back.
+   */
   async function chunkGroup(group: PendingFile[], nodes: (TreeNode | undefined)[]): Promise<void> {
-    await limit.take();
     try {
       const results = await pool.chunkFiles(group.map((f) => f.full), async (blobs, plainBytes) => {
         stats.bytesRead += plainBytes;
@@ -110,67 +117,105 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
     }
   }
 
-  async function dirNode(full: Buffer, name: Buffer, st: fs.BigIntStats): Promise<TreeNode> {
+  /**
+   * Depth first, one subdirectory at a time, and waiting for a job slot
+   * before queueing more work: the walk never runs ahead of the workers, so
+   * memory stays bounded by the jobs in flight and the depth of the tree,
+   * not by the number of files. Resolves once the listing is walked, with
+   * the directory's node to come when its files are chunked: the next
+   * directory's walk need not wait for that.
+   */
+  async function walkDir(full: Buffer, name: Buffer, st: fs.BigIntStats): Promise<{ node: Promise<TreeNode> }> {
     const node = baseNode(name, st, NodeType.DIR);
     const names = fs.readdirSync(full, { encoding: 'buffer' });
     const nodes: (TreeNode | undefined)[] = new Array(names.length);
     const pending: Promise<unknown>[] = [];
     let group: PendingFile[] = [];
     let groupBytes = 0;
-    const flushGroup = () => {
+    // Handled the moment it exists (a rejection while the walk goes on must not count as unhandled), and the walk stops at the first.
+    const track = (work: Promise<unknown>) => {
+      work.catch((err: Error) => { failure ??= err; });
+      pending.push(work);
+    };
+    const launch = async (files: PendingFile[]) => {
+      await limit.take();
+      track(chunkGroup(files, nodes));
+    };
+    const flushGroup = async () => {
       if (group.length === 0) return;
-      pending.push(chunkGroup(group, nodes));
+      const files = group;
       group = [];
       groupBytes = 0;
+      await launch(files);
     };
-    names.forEach((childName, index) => {
+    for (let index = 0; index < names.length; index++) {
+      if (failure) throw failure;
+      const childName = names[index];
       const child = Buffer.concat([full, SLASH, childName]);
       let childSt: fs.BigIntStats;
       try {
         // Synchronous on purpose: a metadata call on a local disk costs microseconds; a promise per file costs more.
         childSt = fs.lstatSync(child, { bigint: true });
-        if (childSt.isFile()) {
-          const key = child.toString('latin1');
-          const cached = options.useCache ? cache.lookup(key, childSt) : undefined;
-          if (cached) {
-            stats.unchangedFiles++;
-            nodes[index] = fileNodeFrom(childName, childSt, key, cached.ids, cached.sizes, cached.size);
-          } else if (childSt.size <= GROUPED_FILE_BYTES) {
-            group.push({ index, full: child, name: childName, st: childSt });
-            groupBytes += Number(childSt.size);
-            if (group.length >= GROUP_FILES || groupBytes >= GROUP_BYTES) flushGroup();
-          } else {
-            pending.push(chunkGroup([{ index, full: child, name: childName, st: childSt }], nodes));
-          }
-        } else if (childSt.isDirectory()) {
-          pending.push(dirNode(child, childName, childSt).then((n) => { nodes[index] = n; }));
-        } else if (childSt.isSymbolicLink()) {
+      } catch (err) {
+        skipUnreadable(child, err);
+        continue;
+      }
+      if (childSt.isFile()) {
+        const key = child.toString('latin1');
+        const cached = options.useCache ? cache.lookup(key, childSt) : undefined;
+        if (cached) {
+          stats.unchangedFiles++;
+          nodes[index] = fileNodeFrom(childName, childSt, key, cached.ids, cached.sizes, cached.size);
+        } else if (childSt.size <= GROUPED_FILE_BYTES) {
+          group.push({ index, full: child, name: childName, st: childSt });
+          groupBytes += Number(childSt.size);
+          if (group.length >= GROUP_FILES || groupBytes >= GROUP_BYTES) await flushGroup();
+        } else {
+          await launch([{ index, full: child, name: childName, st: childSt }]);
+        }
+      } else if (childSt.isDirectory()) {
+        try {
+          const sub = await walkDir(child, childName, childSt);
+          track(sub.node.then((n) => { nodes[index] = n; }));
+        } catch (err) {
+          skipUnreadable(child, err);
+        }
+      } else if (childSt.isSymbolicLink()) {
+        try {
           const link = baseNode(childName, childSt, NodeType.SYMLINK);
           link.symlinkTarget = fs.readlinkSync(child, { encoding: 'buffer' });
           stats.symlinks++;
           nodes[index] = link;
-        } else {
-          warn(`${child.toString()}: special file (device, socket or fifo) not backed up`);
+        } catch (err) {
+          skipUnreadable(child, err);
         }
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'ENOTDIR'].includes(e.code ?? '')) throw err;
-        warn(`${child.toString()}: ${e.message} (skipped)`);
+      } else {
+        warn(`${child.toString()}: special file (device, socket or fifo) not backed up`);
       }
+    }
+    await flushGroup();
+    const finished = Promise.all(pending).then(async () => {
+      node.subtree = await storeTree(nodes.filter((c): c is TreeNode => c !== undefined));
+      stats.dirs++;
+      return node;
     });
-    flushGroup();
-    await Promise.all(pending);
-    node.subtree = await storeTree(nodes.filter((c): c is TreeNode => c !== undefined));
-    stats.dirs++;
-    return node;
+    finished.catch(() => undefined);
+    return { node: finished };
+  }
+
+  /** Something vanished or is not ours to read: warn and go on; anything else stops the backup. */
+  function skipUnreadable(child: Buffer, err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP', 'ENOTDIR'].includes(e.code ?? '')) throw err;
+    warn(`${child.toString()}: ${e.message} (skipped)`);
   }
 
   async function rootNode(full: Buffer): Promise<TreeNode> {
     const st = fs.lstatSync(full, { bigint: true });
     const name = Buffer.from(path.basename(full.toString()) || '/');
-    if (st.isDirectory()) return dirNode(full, name, st);
+    if (st.isDirectory()) return (await walkDir(full, name, st)).node;
     const holder: (TreeNode | undefined)[] = [];
-    if (st.isFile()) await chunkGroup([{ index: 0, full, name, st }], holder);
+    if (st.isFile()) { await limit.take(); await chunkGroup([{ index: 0, full, name, st }], holder); }
     else if (st.isSymbolicLink()) { holder[0] = baseNode(name, st, NodeType.SYMLINK); holder[0].symlinkTarget = fs.readlinkSync(full, { encoding: 'buffer' }); }
     if (!holder[0]) throw new Error(`cannot back up ${full.toString()}: ${stats.warnings[stats.warnings.length - 1] ?? 'not a file, directory or symlink'}`);
     return holder[0];

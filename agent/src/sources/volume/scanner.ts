@@ -87,6 +87,7 @@ export class VolumeScanner {
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(new URL('./volume-worker.js', import.meta.url));
       worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, hashSecret }, outstanding: this.outstanding.buffer as SharedArrayBuffer, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToVolumeWorker);
+      // Referenced only while busy: idle workers must not keep the process alive, busy ones must.
       worker.unref();
       this.slots.push({ worker, busy: false });
     }
@@ -120,6 +121,7 @@ export class VolumeScanner {
         const jobId = this.nextJob++;
         const job: ScanJob = { type: 'scan', jobId, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: jobs[next++], prev, out, prevGroups, outGroups, seal: request.seal, aligned: request.aligned };
         slot.busy = true;
+        slot.worker.ref();
         running++;
         const onMessage = (m: FromVolumeWorker) => {
           if (m.jobId !== jobId) return;
@@ -127,12 +129,14 @@ export class VolumeScanner {
             const envelope = Buffer.from(m.envelope);
             const handOver = sink(Buffer.from(m.id), envelope, m.blocks, m.plainBytes);
             pending = Promise.all([pending, handOver]).then(() => undefined);
+            pending.catch(() => undefined);
             handOver.catch(fail).finally(() => { Atomics.sub(this.outstanding, 0, envelope.length); Atomics.notify(this.outstanding, 0); });
             return;
           }
           slot.worker.off('message', onMessage);
           slot.worker.off('error', onError);
           slot.busy = false;
+          slot.worker.unref();
           running--;
           if (m.type === 'failed') { fail(new VolumeReadError(`reading ${request.path}: ${m.message}`, m.code)); return; }
           result.bytesRead += m.bytesRead;
