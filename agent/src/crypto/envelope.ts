@@ -10,7 +10,7 @@ import { decompress } from 'zstd-napi';
 // The low-level binding is CommonJS whose exports Node cannot name statically.
 import zstdBinding from 'zstd-napi/binding.js';
 
-const { CCtx, compressBound } = zstdBinding;
+const { CCtx, DCtx, compressBound, getFrameContentSize } = zstdBinding;
 
 export const FLAG_ZSTD = 1;
 const NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
@@ -74,18 +74,50 @@ export function sealBlob(dataKey: Buffer, id: Buffer, plain: Buffer): Buffer {
 
 export class BlobIntegrityError extends Error {}
 
-/** Decrypt, decompress and check that the plaintext hashes to `id`. */
-export function openBlob(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer): Buffer {
-  if (envelope.length < ENVELOPE_OVERHEAD) throw new BlobIntegrityError(`blob ${id.toString('hex')} is too short to be an envelope`);
+/** The largest plaintext any blob has (chunks, trees and volume blobs are far smaller): a bound, not a format rule. */
+const MAX_PLAIN_BYTES = 64 * 1024 * 1024;
+
+let dctx: InstanceType<typeof DCtx> | undefined;
+let bodyScratch = Buffer.alloc(0);
+let plainScratch = Buffer.alloc(0);
+
+function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, transient: boolean): Buffer {
+  const fail = (why: string) => new BlobIntegrityError(`blob ${id.toString('hex')} ${why}`);
+  if (envelope.length < ENVELOPE_OVERHEAD) throw fail('is too short to be an envelope');
   const flags = envelope[0];
   const nonce = envelope.subarray(1, 1 + NONCE_BYTES);
-  const body = Buffer.allocUnsafe(envelope.length - ENVELOPE_OVERHEAD);
+  const bodyLength = envelope.length - ENVELOPE_OVERHEAD;
+  if (transient && bodyScratch.length < bodyLength) bodyScratch = Buffer.allocUnsafeSlow(bodyLength);
+  const body = transient ? bodyScratch.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
+  id.copy(ad, 0);
+  ad[id.length] = flags;
   try {
-    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, envelope.subarray(1 + NONCE_BYTES), Buffer.concat([id, envelope.subarray(0, 1)]), nonce, dataKey);
+    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, envelope.subarray(1 + NONCE_BYTES), ad.subarray(0, id.length + 1), nonce, dataKey);
   } catch {
-    throw new BlobIntegrityError(`blob ${id.toString('hex')} fails its MAC: it was altered or belongs to another key`);
+    throw fail('fails its MAC: it was altered or belongs to another key');
   }
-  const plain = flags & FLAG_ZSTD ? decompress(body) : body;
-  if (!blobId(blobIdKey, plain).equals(id)) throw new BlobIntegrityError(`blob ${id.toString('hex')} decrypts but does not hash to its id`);
+  let plain: Buffer = body;
+  if (flags & FLAG_ZSTD && !transient) plain = decompress(body);
+  else if (flags & FLAG_ZSTD) {
+    const size = getFrameContentSize(body);
+    if (size === null || size > MAX_PLAIN_BYTES) throw fail('does not say how large it is, or claims too much');
+    if (plainScratch.length < size) plainScratch = Buffer.allocUnsafeSlow(size);
+    dctx ??= new DCtx();
+    plain = plainScratch.subarray(0, dctx.decompress(plainScratch.subarray(0, size), body));
+  }
+  if (!blobId(blobIdKey, plain).equals(id)) throw fail('decrypts but does not hash to its id');
   return plain;
+}
+
+/** Decrypt, decompress and check that the plaintext hashes to `id`. */
+export function openBlob(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer): Buffer {
+  return open(dataKey, blobIdKey, id, envelope, false);
+}
+
+/**
+ * The same checks into this thread's reused buffers, for callers that write
+ * the plaintext out at once: it is valid only until the next call.
+ */
+export function openBlobTransient(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer): Buffer {
+  return open(dataKey, blobIdKey, id, envelope, true);
 }

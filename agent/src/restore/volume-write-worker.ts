@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { openBlob } from '../crypto/envelope.js';
+import { openBlobTransient } from '../crypto/envelope.js';
 
 export type ToVolumeWriter =
   | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; path: string }
@@ -50,7 +50,7 @@ port.on('message', (message: ToVolumeWriter) => {
       return;
     }
     const envelope = Buffer.from(message.envelope.buffer, message.envelope.byteOffset, message.envelope.byteLength);
-    const plain = openBlob(dataKey, blobIdKey, Buffer.from(message.id), envelope);
+    const plain = openBlobTransient(dataKey, blobIdKey, Buffer.from(message.id), envelope);
     let bytes = 0;
     const t = message.targets;
     for (let i = 0; i < t.length; i += 3) {

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { openBlob } from '../crypto/envelope.js';
+import { openBlobTransient } from '../crypto/envelope.js';
 
 export interface RestoreFile { index: number; path: Uint8Array; size: number; blobs: number; mode: number; uid: number; gid: number; mtimeSec: number; mtimeNsec: number }
 export type ToRestoreWorker =
@@ -100,7 +100,7 @@ port.on('message', (message: ToRestoreWorker) => {
     let received = 0;
     for (const blob of message.blobs) {
       received += blob.envelope.byteLength + blob.id.byteLength;
-      const plain = openBlob(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
+      const plain = openBlobTransient(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
       for (const target of blob.targets) {
         const file = files.get(target.file);
         if (!file) continue;
