@@ -38,6 +38,15 @@ function generate(): number {
   return bytes;
 }
 
+/** Every tool starts with the data in the page cache, whoever read it last. */
+function warm(dir: string): void {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) warm(full);
+    else if (entry.isFile()) fs.readFileSync(full);
+  }
+}
+
 interface Phases { initial: number; rerun: number; restore: number; rssBackup: number; rssRestore: number; rssGateway?: number }
 
 function vmHwm(pid: number): number {
@@ -90,14 +99,17 @@ async function main(): Promise<void> {
   const bytes = generate();
   console.error(`bench: ${FILES} files, ${(bytes / 1048576).toFixed(0)} MiB in ${DATA}; ${RUNS} runs each`);
   const results: Record<'bulwark' | 'restic' | 'borg', Phases[]> = { bulwark: [], restic: [], borg: [] };
+  const tools = { bulwark, restic: async (run: number) => restic(run), borg: async (run: number) => borg(run) };
+  const order = Object.keys(tools) as (keyof typeof tools)[];
   for (let run = 0; run < RUNS; run++) {
-    results.bulwark.push(await bulwark(run));
-    console.error(`bench: run ${run + 1}: bulwark ${JSON.stringify(results.bulwark[run])}`);
-    results.restic.push(restic(run));
-    console.error(`bench: run ${run + 1}: restic ${JSON.stringify(results.restic[run])}`);
-    results.borg.push(borg(run));
-    console.error(`bench: run ${run + 1}: borg ${JSON.stringify(results.borg[run])}`);
-    for (const tool of ['bulwark', 'restic', 'borg']) freshDir(path.join(ROOT, `${tool}-${run}`));
+    // The order rotates, so no tool is always the one that runs right after the last run's clean-up.
+    for (let k = 0; k < order.length; k++) {
+      const tool = order[(run + k) % order.length];
+      warm(DATA);
+      results[tool].push(await tools[tool](run));
+      console.error(`bench: run ${run + 1}: ${tool} ${JSON.stringify(results[tool][run])}`);
+    }
+    for (const tool of order) freshDir(path.join(ROOT, `${tool}-${run}`));
   }
   const m = (tool: keyof typeof results, key: keyof Phases) => median(results[tool].map((p) => p[key] ?? 0));
   const rows: Row[] = [

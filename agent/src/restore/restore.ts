@@ -23,6 +23,8 @@ import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } fro
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
 const IDS_PER_READ = 512;
+/** With known sizes, a read asks for at most this much plaintext: reads in flight bound what arrives unasked-for. */
+const READ_PLAIN_BYTES = 8 * 1024 * 1024;
 const READS_IN_FLIGHT = 3;
 
 export class RestoreError extends Error {}
@@ -62,13 +64,26 @@ export function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onB
   return readBlobBatches(link, agentId, ids, (blobs) => { for (const b of blobs) onBlob(b.id, b.envelope); });
 }
 
-/**
- * Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive.
- * `beforeRequest` may delay the next read request (back-pressure from whoever consumes the blobs).
- */
-export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void, beforeRequest?: () => Promise<void>): Promise<void> {
+export interface ReadPacing {
+  /** May delay the next read request (back-pressure from whoever consumes the blobs). */
+  beforeRequest?: () => Promise<void>;
+  /** Plaintext size of each id (an envelope is never much larger): reads are cut to READ_PLAIN_BYTES. */
+  plainSizes?: number[];
+}
+
+/** Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive. */
+export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void, pacing: ReadPacing = {}): Promise<void> {
+  const { beforeRequest, plainSizes } = pacing;
   const batches: Buffer[][] = [];
-  for (let i = 0; i < ids.length; i += IDS_PER_READ) batches.push(ids.slice(i, i + IDS_PER_READ));
+  let current: Buffer[] = [];
+  let currentBytes = 0;
+  ids.forEach((id, i) => {
+    const size = plainSizes?.[i] ?? 0;
+    if (current.length === IDS_PER_READ || (current.length > 0 && currentBytes + size > READ_PLAIN_BYTES)) { batches.push(current); current = []; currentBytes = 0; }
+    current.push(id);
+    currentBytes += size;
+  });
+  if (current.length > 0) batches.push(current);
   const own = new Set<number>();
   const listener = (data: BlobData) => {
     if (data.requestId === undefined || !own.has(data.requestId)) return;
@@ -165,6 +180,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   const threads = Math.max(1, Math.min(4, os.availableParallelism()));
   /** Per blob id: for each worker, the (file, offset) places it must be written to. */
   const targets = new Map<string, { file: number; offset: number }[][]>();
+  const plainSize = new Map<string, number>();
   const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
   let totalBytes = 0;
   files.forEach((f, index) => {
@@ -178,6 +194,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       let perWorkerTargets = targets.get(key);
       if (!perWorkerTargets) targets.set(key, (perWorkerTargets = Array.from({ length: threads }, () => [])));
       perWorkerTargets[worker].push({ file: index, offset });
+      plainSize.set(key, sizes[k]);
       offset += sizes[k];
     });
     totalBytes += offset;
@@ -218,7 +235,8 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
       await fsp.lutimes(sym.path, mtime, mtime);
     }
-    const ids = [...targets.keys()].map((k) => Buffer.from(k, 'hex'));
+    const keys = [...targets.keys()];
+    const ids = keys.map((k) => Buffer.from(k, 'hex'));
     await readBlobBatches(link, access.agentId, ids, (blobs) => {
       const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
       for (const { id, envelope } of blobs) {
@@ -242,8 +260,11 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
         inWorkers += size;
         workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
       });
-    }, async () => {
-      while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
+    }, {
+      beforeRequest: async () => {
+        while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
+      },
+      plainSizes: keys.map((k) => plainSize.get(k)!),
     });
     checkDone();
     await finished;
