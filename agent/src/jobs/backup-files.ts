@@ -18,6 +18,8 @@ import path from 'node:path';
 export interface BackupReport {
   point: string; kind: 'files'; files: number; dirs: number; symlinks: number; unchangedFiles: number;
   bytesRead: number; logicalBytes: number; bytesSent: number; blobsSent: number; reconnects: number; seconds: number; warnings: string[];
+  /** Seconds in each step: the walk (reading and sending), the commit (until the gateway countersigned), saving the files cache. */
+  phases: { walk: number; commit: number; save: number };
 }
 
 export async function backupFiles(state: AgentState, paths: string[], options: { progress?: boolean; onUploader?: (u: Uploader) => void } = {}): Promise<BackupReport> {
@@ -42,6 +44,7 @@ export async function backupFiles(state: AgentState, paths: string[], options: {
       try {
         const walk = await backupFileTrees(roots, { keys: state.keys, pool, uploader, cache, useCache: attempt === 0, onProgress: (s) => progress.update(() => render(s)) });
         await connected;
+        const walked = seconds();
         progress.update(() => `${render(walk.stats)}; committing`, true);
         const committed = await commitPoint(state, uploader, {
           kind: 'files',
@@ -53,12 +56,14 @@ export async function backupFiles(state: AgentState, paths: string[], options: {
           crashConsistent: false,
         });
         const pointHex = committed.pointId.toString('hex');
+        const commitDone = seconds();
         cache.save(pointHex);
         progress.done();
         return {
           point: pointHex, kind: 'files', files: walk.stats.files, dirs: walk.stats.dirs, symlinks: walk.stats.symlinks, unchangedFiles: walk.stats.unchangedFiles,
           bytesRead: walk.stats.bytesRead, logicalBytes: walk.stats.logicalBytes, bytesSent: bytesSentBefore + uploader.totalBytesSent(),
           blobsSent: blobsSentBefore + uploader.stats.blobsSent, reconnects: reconnects + uploader.stats.reconnects, seconds: seconds(), warnings: walk.stats.warnings,
+          phases: { walk: walked, commit: commitDone - walked, save: seconds() - commitDone },
         };
       } catch (err) {
         if (!(err instanceof MissingBlobsError) || attempt > 0) throw err;

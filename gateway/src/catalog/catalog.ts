@@ -115,6 +115,7 @@ export interface SealedPackRecord { hash: Buffer; agentId: string; size: number;
 
 /** SQLite caps bound parameters per statement; stay well under it. */
 const IDS_PER_QUERY = 500;
+const BLOB_ID_BYTES = 32;
 const ROWS_PER_INSERT = 1000;
 
 export class Catalog {
@@ -194,17 +195,21 @@ export class Catalog {
 
   listPacks(): Promise<PackRow[]> { return this.db.all<PackRow>('SELECT * FROM packs ORDER BY seq'); }
 
-  /** Indexes (into `ids`) of the blobs this agent does not have in a sealed pack. */
+  /**
+   * Indexes (into `ids`) of the blobs this agent does not have in a sealed pack.
+   * The ids go in as one concatenated parameter that SQLite walks itself: a
+   * commit checks every reference of the point, and binding and returning a
+   * row per id cost ten times the lookups.
+   */
   async missingBlobs(agentId: string, ids: Buffer[]): Promise<number[]> {
-    const present = new Set<string>();
-    for (let i = 0; i < ids.length; i += IDS_PER_QUERY) {
-      const slice = ids.slice(i, i + IDS_PER_QUERY);
-      const rows = await this.db.all<{ id: Buffer }>(`SELECT id FROM blobs WHERE agent_id = ? AND id IN (${slice.map(() => '?').join(',')})`, [agentId, ...slice]);
-      for (const r of rows) present.add(r.id.toString('hex'));
-    }
-    const missing: number[] = [];
-    ids.forEach((id, index) => { if (!present.has(id.toString('hex'))) missing.push(index); });
-    return missing;
+    if (ids.length === 0) return [];
+    for (const id of ids) if (id.length !== BLOB_ID_BYTES) throw new Error(`a blob id is ${BLOB_ID_BYTES} bytes, not ${id.length}`);
+    const rows = await this.db.all<{ i: number }>(
+      `WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?3)
+       SELECT i FROM k WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE agent_id = ?1 AND id = substr(?2, i * ${BLOB_ID_BYTES} + 1, ${BLOB_ID_BYTES}))`,
+      [agentId, Buffer.concat(ids), ids.length],
+    );
+    return rows.map((r) => r.i);
   }
 
   async locateBlobs(agentId: string, ids: Buffer[]): Promise<Map<string, BlobLocation>> {
