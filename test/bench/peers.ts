@@ -8,10 +8,14 @@ import fs from 'node:fs';
 export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
 
 /** Run a command to completion; wall time and peak RSS (GNU time) of the whole process tree's leader. */
+/**
+ * Each timed command starts with no dirty pages of the one before: otherwise the previous tool's
+ * writeback (a restore of ~1 GiB) lands in the next tool's fsyncs and its time.
+ */
+export function settle(): void { execFileSync('sync'); }
+
 export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): Timed {
-  // Each command starts with no dirty pages of the one before: otherwise the previous tool's writeback
-  // (a restore of ~1 GiB) lands in the next tool's fsyncs and its time.
-  execFileSync('sync');
+  settle();
   const started = process.hrtime.bigint();
   const result = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, ...options });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -51,10 +55,14 @@ export function markdownTable(title: string, rows: Row[]): string {
   return lines.join('\n');
 }
 
-export function freshDir(dir: string): string {
-  // Sealed packs carry the immutable flag; a bench owns its store and lifts it to clean up.
+/** Remove a bench directory. Sealed packs carry the immutable flag; a bench owns its store and lifts it. */
+export function removeTree(dir: string): void {
   if (fs.existsSync(dir)) spawnSync('chattr', ['-R', '-i', dir]);
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function freshDir(dir: string): string {
+  removeTree(dir);
   fs.mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -14,8 +14,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
 import { AGENT_CLI, createSite, enrollAgent, runOk, type Site } from '../support/cluster.js';
+import { ensurePeers, freshDir, median, removeTree, settle, timed as timedCommand } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';
@@ -26,22 +26,7 @@ const PEERS = process.env.BENCH_PEERS !== '0';
 const SIZE = Math.round(GIB * 1024 * 1024 * 1024 / BLOCK) * BLOCK;
 const PASSWORD = 'bench password';
 
-/** The gateway makes sealed packs immutable (chattr +i): lift that before removing a run's directory. */
-function removeRun(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  spawnSync('chattr', ['-R', '-i', dir], { stdio: 'ignore' });
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const mib = (n: number) => `${(n / 1048576).toFixed(2)} MiB`;
-
-function ensurePeers(): void {
-  const missing = ['restic', 'borg'].filter((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0);
-  if (missing.length === 0) return;
-  console.log(`installing ${missing.join(', ')} from Debian…`);
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'restic', 'borgbackup'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
 
 /** The base image, cached by size and seed. */
 function baseImage(): string {
@@ -82,15 +67,8 @@ function applyChanges(image: string, blocks: number[], seed: string): void {
   fs.closeSync(fd);
 }
 
-/** No tool pays for the previous one's writeback: every timed command starts after a sync. */
-function settle(): void { spawnSync('sync'); }
-
 function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
-  settle();
-  const t = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return Number(process.hrtime.bigint() - t) / 1e9;
+  return timedCommand(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env } }).seconds;
 }
 
 async function agent(args: string[]): Promise<{ wall: number; json: Record<string, unknown> }> {
@@ -116,8 +94,7 @@ async function main(): Promise<void> {
   const reps: Rep[] = [];
   for (let rep = 0; rep < REPS; rep++) {
     const root = path.join(DIR, `rep-${rep}`);
-    removeRun(root);
-    fs.mkdirSync(root, { recursive: true });
+    freshDir(root);
     const image = path.join(root, 'disk.img');
     fs.copyFileSync(base, image);
     const bitmap = path.join(root, 'disk.cbt');
@@ -187,7 +164,7 @@ async function main(): Promise<void> {
       console.log(`rep ${rep}: ${JSON.stringify(r)}`);
     } finally {
       await site?.gateway.stop();
-      removeRun(root);
+      removeTree(root);
     }
   }
 

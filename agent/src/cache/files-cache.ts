@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { BLOB_ID_BYTES } from '@bulwark/proto';
 import { writePrivate } from '../state/state.js';
 
 export interface CachedFile { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; ids: Buffer[]; sizes: number[] }
@@ -23,7 +24,6 @@ export interface CachedFile { size: number; mtimeNs: bigint; ctimeNs: bigint; in
  */
 const MAGIC = Buffer.from('BWFCACHE');
 const VERSION = 2;
-const ID_BYTES = 32;
 const HEADER_BYTES = 44;
 
 export function sourceKey(kind: string, roots: string[]): string {
@@ -63,9 +63,9 @@ export class FilesCache {
   private parse(data: Buffer): void {
     if (data.length < HEADER_BYTES || !data.subarray(0, 8).equals(MAGIC) || data.readUInt32LE(8) !== VERSION) throw new Error('not a files cache of this version');
     const [entries, trees, blobs, nameBytes] = [28, 32, 36, 40].map((at) => data.readUInt32LE(at));
-    const sizesAt = HEADER_BYTES + ID_BYTES * trees;
+    const sizesAt = HEADER_BYTES + BLOB_ID_BYTES * trees;
     const idsAt = sizesAt + 36 * entries;
-    const namesAt = idsAt + (ID_BYTES + 4) * blobs;
+    const namesAt = idsAt + (BLOB_ID_BYTES + 4) * blobs;
     if (namesAt + nameBytes !== data.length) throw new Error('files cache is cut short or too long');
     // Copied into aligned typed arrays: the columns sit at any offset in the file.
     const column = <T>(make: (b: ArrayBuffer) => T, at: number, bytes: number): T => make((data.buffer as ArrayBuffer).slice(data.byteOffset + at, data.byteOffset + at + bytes));
@@ -74,16 +74,16 @@ export class FilesCache {
     const ctimes = column((b) => new BigInt64Array(b), sizesAt + 16 * entries, 8 * entries);
     const inodes = column((b) => new BigUint64Array(b), sizesAt + 24 * entries, 8 * entries);
     const counts = column((b) => new Uint32Array(b), sizesAt + 32 * entries, 4 * entries);
-    const blobSizes = column((b) => new Uint32Array(b), idsAt + ID_BYTES * blobs, 4 * blobs);
+    const blobSizes = column((b) => new Uint32Array(b), idsAt + BLOB_ID_BYTES * blobs, 4 * blobs);
     const names = data.toString('latin1', namesAt, namesAt + nameBytes).split('\0');
     if (names.length !== entries + 1) throw new Error('files cache names do not match its entries');
-    for (let t = 0; t < trees; t++) this.previousTrees.add(data.toString('hex', HEADER_BYTES + ID_BYTES * t, HEADER_BYTES + ID_BYTES * (t + 1)));
+    for (let t = 0; t < trees; t++) this.previousTrees.add(data.toString('hex', HEADER_BYTES + BLOB_ID_BYTES * t, HEADER_BYTES + BLOB_ID_BYTES * (t + 1)));
     let blob = 0;
     for (let e = 0; e < entries; e++) {
       const count = counts[e];
       if (blob + count > blobs) throw new Error('files cache blob counts exceed its blobs');
       const ids: Buffer[] = [];
-      for (let i = 0; i < count; i++) ids.push(data.subarray(idsAt + ID_BYTES * (blob + i), idsAt + ID_BYTES * (blob + i + 1)));
+      for (let i = 0; i < count; i++) ids.push(data.subarray(idsAt + BLOB_ID_BYTES * (blob + i), idsAt + BLOB_ID_BYTES * (blob + i + 1)));
       this.previous.set(names[e], { size: sizes[e], mtimeNs: mtimes[e], ctimeNs: ctimes[e], ino: inodes[e], ids, sizes: Array.from(blobSizes.subarray(blob, blob + count)) });
       blob += count;
     }
@@ -112,13 +112,13 @@ export class FilesCache {
     const files = [...this.next.values()];
     const blobs = files.reduce((sum, f) => sum + f.ids.length, 0);
     const names = Buffer.from([...this.next.keys()].map((k) => `${k}\0`).join(''), 'latin1');
-    const out = Buffer.alloc(HEADER_BYTES + ID_BYTES * this.nextTrees.size + 36 * n + (ID_BYTES + 4) * blobs + names.length);
+    const out = Buffer.alloc(HEADER_BYTES + BLOB_ID_BYTES * this.nextTrees.size + 36 * n + (BLOB_ID_BYTES + 4) * blobs + names.length);
     MAGIC.copy(out, 0);
     out.writeUInt32LE(VERSION, 8);
     out.write(pointId, 12, 16, 'hex');
     [n, this.nextTrees.size, blobs, names.length].forEach((v, i) => out.writeUInt32LE(v, 28 + 4 * i));
     let at = HEADER_BYTES;
-    for (const tree of this.nextTrees) at += out.write(tree, at, ID_BYTES, 'hex');
+    for (const tree of this.nextTrees) at += out.write(tree, at, BLOB_ID_BYTES, 'hex');
     const put = (array: ArrayBufferView) => { out.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), at); at += array.byteLength; };
     put(Float64Array.from(files, (f) => f.size));
     put(BigInt64Array.from(files, (f) => f.mtimeNs));

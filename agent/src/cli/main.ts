@@ -29,8 +29,6 @@ const USAGE = `Usage: bulwark-agent <command> [options]
                                     write a volume point as a full image (file or device), verified
 `;
 
-const options = parseOptions;
-
 function stateDir(value: string | undefined): string {
   if (!value) throw new UsageError('--state S is required: the agent\'s state directory');
   return value;
@@ -47,7 +45,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   run: async (args) => (await import('../fleet/cli-run.js')).runService(args),
 
   async enroll(args) {
-    const { values } = options(args, { state: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' } });
+    const { values } = parseOptions(args, { state: { type: 'string' }, gateway: { type: 'string' }, token: { type: 'string' } });
     if (!values.gateway) throw new UsageError('--gateway wss://HOST:PORT is required');
     if (!values.token) throw new UsageError('--token T is required (from `bulwark-gateway token`)');
     const { enroll } = await import('../enroll/enroll.js');
@@ -56,7 +54,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   },
 
   async backup(args) {
-    const { values, positionals } = options(args, { state: { type: 'string' }, json: { type: 'boolean' }, volume: { type: 'string' }, 'cbt-bitmap': { type: 'string' } }, true);
+    const { values, positionals } = parseOptions(args, { state: { type: 'string' }, json: { type: 'boolean' }, volume: { type: 'string' }, 'cbt-bitmap': { type: 'string' } }, true);
     if (values.volume !== undefined || values['cbt-bitmap'] !== undefined) {
       if (!values.volume || positionals.length > 0) throw new UsageError('backup --volume takes one PATH (a block device or image file) and no other paths');
       const { backupVolume, printVolumeBackup } = await import('../jobs/backup-volume.js');
@@ -75,7 +73,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   },
 
   async points(args) {
-    const { values } = options(args, { state: { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } });
+    const { values } = parseOptions(args, { state: { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } });
     const state = loadState(stateDir(values.state));
     const link = await connectAgent(state);
     try {
@@ -94,7 +92,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   },
 
   async restore(args) {
-    const { values, positionals } = options(args, { state: { type: 'string' }, to: { type: 'string' }, 'to-volume': { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
+    const { values, positionals } = parseOptions(args, { state: { type: 'string' }, to: { type: 'string' }, 'to-volume': { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
     if (positionals.length !== 1) throw new UsageError('restore takes one POINT ("latest" or an id prefix)');
     if (values['to-volume'] !== undefined) {
       if (values.to) throw new UsageError('give either --to DIR (file points) or --to-volume PATH (volume points)');

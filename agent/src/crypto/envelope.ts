@@ -6,7 +6,7 @@
  */
 import sodium from 'sodium-native';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
-import { decompress } from 'zstd-napi';
+import { ScratchBuffer } from '../buffers/scratch-buffer.js';
 // The low-level binding is CommonJS whose exports Node cannot name statically.
 import zstdBinding from 'zstd-napi/binding.js';
 
@@ -23,15 +23,21 @@ const ZSTD_LEVEL = 3;
 
 // One context and one output buffer per thread, reused: a fresh buffer per blob is garbage the size of the backup.
 let cctx: InstanceType<typeof CCtx> | undefined;
-let scratch = Buffer.alloc(0);
-const ad = Buffer.alloc(33);
+const compressed = new ScratchBuffer();
 
 /** zstd of `data` into the thread's scratch buffer; the view is valid until the next call. */
 function zstd(data: Buffer): Buffer {
   cctx ??= new CCtx();
-  const bound = compressBound(data.length);
-  if (scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound);
-  return scratch.subarray(0, cctx.compress(scratch, data, ZSTD_LEVEL));
+  const out = compressed.take(compressBound(data.length));
+  return out.subarray(0, cctx.compress(out, data, ZSTD_LEVEL));
+}
+
+const adBuffer = Buffer.alloc(33);
+/** The AEAD's associated data: the blob id and the flags byte, so neither can be swapped. Valid until the next call. */
+function associatedData(id: Buffer, flags: number): Buffer {
+  id.copy(adBuffer, 0);
+  adBuffer[id.length] = flags;
+  return adBuffer.subarray(0, id.length + 1);
 }
 
 export function blobId(key: Buffer, plaintext: Buffer): Buffer {
@@ -59,9 +65,7 @@ export function sealBlobInto(dataKey: Buffer, id: Buffer, plain: Buffer, out: Bu
   out[0] = flags;
   const nonce = out.subarray(1, 1 + NONCE_BYTES);
   sodium.randombytes_buf(nonce);
-  id.copy(ad, 0);
-  ad[id.length] = flags;
-  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(1 + NONCE_BYTES, length), body, ad.subarray(0, id.length + 1), null, nonce, dataKey);
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(1 + NONCE_BYTES, length), body, associatedData(id, flags), null, nonce, dataKey);
   return length;
 }
 
@@ -78,32 +82,30 @@ export class BlobIntegrityError extends Error {}
 const MAX_PLAIN_BYTES = 64 * 1024 * 1024;
 
 let dctx: InstanceType<typeof DCtx> | undefined;
-let bodyScratch = Buffer.alloc(0);
-let plainScratch = Buffer.alloc(0);
+const openedBody = new ScratchBuffer();
+const openedPlain = new ScratchBuffer();
 
+/** `transient`: decrypt and decompress into this thread's reused buffers instead of fresh ones. */
 function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, transient: boolean): Buffer {
   const fail = (why: string) => new BlobIntegrityError(`blob ${id.toString('hex')} ${why}`);
   if (envelope.length < ENVELOPE_OVERHEAD) throw fail('is too short to be an envelope');
   const flags = envelope[0];
   const nonce = envelope.subarray(1, 1 + NONCE_BYTES);
   const bodyLength = envelope.length - ENVELOPE_OVERHEAD;
-  if (transient && bodyScratch.length < bodyLength) bodyScratch = Buffer.allocUnsafeSlow(bodyLength);
-  const body = transient ? bodyScratch.subarray(0, bodyLength) : Buffer.allocUnsafe(bodyLength);
-  id.copy(ad, 0);
-  ad[id.length] = flags;
+  const body = transient ? openedBody.take(bodyLength) : Buffer.allocUnsafe(bodyLength);
   try {
-    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, envelope.subarray(1 + NONCE_BYTES), ad.subarray(0, id.length + 1), nonce, dataKey);
+    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, envelope.subarray(1 + NONCE_BYTES), associatedData(id, flags), nonce, dataKey);
   } catch {
     throw fail('fails its MAC: it was altered or belongs to another key');
   }
-  let plain: Buffer = body;
-  if (flags & FLAG_ZSTD && !transient) plain = decompress(body);
-  else if (flags & FLAG_ZSTD) {
+  let plain = body;
+  if (flags & FLAG_ZSTD) {
+    // Every envelope's zstd frame records its size (one-shot compression): one exact buffer, one pass.
     const size = getFrameContentSize(body);
     if (size === null || size > MAX_PLAIN_BYTES) throw fail('does not say how large it is, or claims too much');
-    if (plainScratch.length < size) plainScratch = Buffer.allocUnsafeSlow(size);
+    const out = transient ? openedPlain.take(size) : Buffer.allocUnsafe(size);
     dctx ??= new DCtx();
-    plain = plainScratch.subarray(0, dctx.decompress(plainScratch.subarray(0, size), body));
+    plain = out.subarray(0, dctx.decompress(out, body));
   }
   if (!blobId(blobIdKey, plain).equals(id)) throw fail('decrypts but does not hash to its id');
   return plain;

@@ -1,18 +1,12 @@
 /**
  * @module `bulwark-agent run --state S`: the agent service until SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util';
-import { UsageError } from '@bulwark/proto';
+import { parseOptions, UsageError } from '@bulwark/proto';
 import { loadState } from '../state/state.js';
 import { startAgentService } from './service.js';
 
 export async function runService(args: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args, options: { state: { type: 'string' }, broker: { type: 'string' }, heartbeat: { type: 'string' } }, strict: true }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseOptions(args, { state: { type: 'string' }, broker: { type: 'string' }, heartbeat: { type: 'string' } });
   if (!values.state) throw new UsageError('--state S is required: the agent\'s state directory');
   const heartbeatMs = values.heartbeat === undefined ? undefined : Number(values.heartbeat) * 1000;
   if (heartbeatMs !== undefined && !(heartbeatMs > 0)) throw new UsageError(`--heartbeat must be a positive number of seconds, not ${values.heartbeat}`);

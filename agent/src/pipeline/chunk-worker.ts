@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { FastCdc, gearTable, DEFAULT_CHUNKING } from '../chunking/fastcdc.js';
 import { blobId, envelopeBound, sealBlobInto } from '../crypto/envelope.js';
+import { ScratchBuffer } from '../buffers/scratch-buffer.js';
 import type { BlobBatch, FileChunks, FromWorker, ToWorker, WorkerKeys } from './messages.js';
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
@@ -34,7 +35,7 @@ function unpooledConcat(parts: Buffer[]): Uint8Array {
 }
 
 /** Where envelopes are sealed, reused for every batch of this worker. */
-let sealing = Buffer.alloc(0);
+const sealing = new ScratchBuffer();
 
 /**
  * Envelopes are sealed into the worker's reused buffer and leave in one
@@ -52,10 +53,10 @@ class Batcher {
     const id = blobId(keys.blobIdKey, plain);
     const bound = envelopeBound(plain.length);
     if (this.used > 0 && this.used + bound > BATCH_BYTES) this.flush();
-    // Here either the buffer is empty or the blob fits below BATCH_BYTES: growing it loses nothing.
-    if (sealing.length < this.used + bound) sealing = Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, bound));
+    // Here either the batch is empty or the blob fits below BATCH_BYTES: growing the buffer loses nothing.
+    const buffer = sealing.take(Math.max(BATCH_BYTES, this.used + bound));
     this.offsets.push(this.used);
-    this.used += sealBlobInto(keys.dataKey, id, plain, sealing.subarray(this.used));
+    this.used += sealBlobInto(keys.dataKey, id, plain, buffer.subarray(this.used));
     this.ids.push(id);
     this.plain += plain.length;
     return id;
@@ -64,7 +65,7 @@ class Batcher {
   flush(): void {
     if (this.ids.length === 0) return;
     const copy = Buffer.allocUnsafeSlow(this.used);
-    sealing.copy(copy, 0, 0, this.used);
+    sealing.take(this.used).copy(copy);
     const bytes = copy.buffer as ArrayBuffer;
     const batch: BlobBatch = { ids: unpooledConcat(this.ids), bytes, offsets: Uint32Array.from([...this.offsets, this.used]), plainBytes: this.plain };
     Atomics.add(outstanding, 0, this.used);

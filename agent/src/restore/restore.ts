@@ -180,7 +180,9 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   const threads = Math.max(1, Math.min(4, os.availableParallelism()));
   /** Per blob id: for each worker, the (file, offset) places it must be written to. */
   const targets = new Map<string, { file: number; offset: number }[][]>();
-  const plainSize = new Map<string, number>();
+  /** Each blob once, in the order first met, with its plaintext size: what to read. */
+  const readIds: Buffer[] = [];
+  const readSizes: number[] = [];
   const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
   let totalBytes = 0;
   files.forEach((f, index) => {
@@ -192,9 +194,12 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     content.forEach((id, k) => {
       const key = id.toString('hex');
       let perWorkerTargets = targets.get(key);
-      if (!perWorkerTargets) targets.set(key, (perWorkerTargets = Array.from({ length: threads }, () => [])));
+      if (!perWorkerTargets) {
+        targets.set(key, (perWorkerTargets = Array.from({ length: threads }, () => [])));
+        readIds.push(id);
+        readSizes.push(sizes[k]);
+      }
       perWorkerTargets[worker].push({ file: index, offset });
-      plainSize.set(key, sizes[k]);
       offset += sizes[k];
     });
     totalBytes += offset;
@@ -235,9 +240,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
       await fsp.lutimes(sym.path, mtime, mtime);
     }
-    const keys = [...targets.keys()];
-    const ids = keys.map((k) => Buffer.from(k, 'hex'));
-    await readBlobBatches(link, access.agentId, ids, (blobs) => {
+    await readBlobBatches(link, access.agentId, readIds, (blobs) => {
       const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
       for (const { id, envelope } of blobs) {
         const perWorkerTargets = targets.get(id.toString('hex'));
@@ -264,7 +267,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       beforeRequest: async () => {
         while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
       },
-      plainSizes: keys.map((k) => plainSize.get(k)!),
+      plainSizes: readSizes,
     });
     checkDone();
     await finished;

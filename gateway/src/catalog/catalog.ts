@@ -5,6 +5,7 @@
  * point row only when every blob it references has a row: that is the
  * crash-safety invariant the rest of the gateway leans on.
  */
+import { BLOB_ID_BYTES } from '@bulwark/proto';
 import { Db } from './sqlite.js';
 import { RetentionClock } from '../retention/clock.js';
 
@@ -115,7 +116,6 @@ export interface SealedPackRecord { hash: Buffer; agentId: string; size: number;
 
 /** SQLite caps bound parameters per statement; stay well under it. */
 const IDS_PER_QUERY = 500;
-const BLOB_ID_BYTES = 32;
 const ROWS_PER_INSERT = 1000;
 
 export class Catalog {

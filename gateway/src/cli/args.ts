@@ -1,9 +1,7 @@
 /**
- * @module Option parsing and table output shared by the gateway's command modules.
+ * @module The site-directory option and table output shared by the gateway's command modules.
  */
-import { parseOptions, UsageError } from '@bulwark/proto';
-
-export const options = parseOptions;
+import { UsageError } from '@bulwark/proto';
 
 export function requireDir(dir: string | undefined): string {
   if (!dir) throw new UsageError('--dir D is required: the site directory');

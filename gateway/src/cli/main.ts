@@ -2,8 +2,8 @@
 /**
  * @module `bulwark-gateway`: the site gateway's command line.
  */
-import { readSecret, UsageError } from '@bulwark/proto';
-import { options, requireDir } from './args.js';
+import { parseOptions, readSecret, UsageError } from '@bulwark/proto';
+import { requireDir } from './args.js';
 import { initSite, loadSite, SiteError } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
 import { createToken, DEFAULT_TOKEN_TTL_MS } from '../site/tokens.js';
@@ -27,11 +27,9 @@ ${WORM_USAGE}${FLEET_USAGE}`;
 
 type Handler = (args: string[]) => Promise<void>;
 
-
-
 const commands: Record<string, Handler> = {
   async init(args) {
-    const { values } = options(args, { dir: { type: 'string' }, 'restore-password-file': { type: 'string' }, name: { type: 'string', multiple: true } });
+    const { values } = parseOptions(args, { dir: { type: 'string' }, 'restore-password-file': { type: 'string' }, name: { type: 'string', multiple: true } });
     const dir = requireDir(values.dir);
     const password = await readSecret(values['restore-password-file'], 'New restore password (held by the security admin): ', true);
     const config = await initSite(dir, password, values.name ?? []);
@@ -40,7 +38,7 @@ const commands: Record<string, Handler> = {
   },
 
   async token(args) {
-    const { values } = options(args, { dir: { type: 'string' }, ttl: { type: 'string' } });
+    const { values } = parseOptions(args, { dir: { type: 'string' }, ttl: { type: 'string' } });
     const site = loadSite(requireDir(values.dir));
     const ttlMinutes = values.ttl === undefined ? DEFAULT_TOKEN_TTL_MS / 60_000 : Number(values.ttl);
     if (!Number.isFinite(ttlMinutes) || ttlMinutes <= 0) throw new UsageError(`--ttl must be a positive number of minutes, not ${values.ttl}`);
@@ -55,7 +53,7 @@ const commands: Record<string, Handler> = {
   },
 
   async serve(args) {
-    const { values } = options(args, { dir: { type: 'string' }, listen: { type: 'string' }, ...FLEET_SERVE_OPTIONS });
+    const { values } = parseOptions(args, { dir: { type: 'string' }, listen: { type: 'string' }, ...FLEET_SERVE_OPTIONS });
     const dir = requireDir(values.dir);
     const listen = values.listen ?? '127.0.0.1:7443';
     const m = /^(.*):(\d+)$/.exec(listen);
@@ -75,7 +73,7 @@ const commands: Record<string, Handler> = {
   },
 
   async revoke(args) {
-    const { values, positionals } = options(args, { dir: { type: 'string' } }, true);
+    const { values, positionals } = parseOptions(args, { dir: { type: 'string' } }, true);
     const site = loadSite(requireDir(values.dir));
     if (positionals.length !== 1) throw new UsageError('revoke takes exactly one agent id');
     const catalog = await Catalog.open(site.paths.catalog);

@@ -5,9 +5,9 @@
  * `serve`) and closes them again.
  */
 import path from 'node:path';
-import { UsageError, decodePointHeader, type OptionSpec } from '@bulwark/proto';
+import { UsageError, decodePointHeader, parseOptions, type OptionSpec } from '@bulwark/proto';
 import { loadSite } from '../site/site.js';
-import { options, requireDir, table } from './args.js';
+import { requireDir, table } from './args.js';
 import { Catalog } from '../catalog/catalog.js';
 import { PackStore } from '../store/pack-store.js';
 import { verifyStore } from '../verify/verify.js';
@@ -32,9 +32,9 @@ export const WORM_USAGE = `  points  --dir D [--json]         restore points wit
   audit   --dir D [--verify] [--json]  show the audit log; --verify checks its hash chain
 `;
 
-type Spec = OptionSpec;
-function parse<T extends Spec>(args: string[], spec: T) {
-  return options(args, spec, true);
+/** Every command here takes positionals (subcommands, ids). */
+function parse<T extends OptionSpec>(args: string[], spec: T) {
+  return parseOptions(args, spec, true);
 }
 
 interface Opened { dir: string; catalog: Catalog; store: PackStore; worm: WormServices }

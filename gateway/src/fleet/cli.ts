@@ -7,10 +7,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  bar, decodeAgentMessage, fleetTopics, formatBytes, GATEWAY_MQTT_IDENTITY, RejectReason, UsageError,
+  bar, decodeAgentMessage, fleetTopics, formatBytes, GATEWAY_MQTT_IDENTITY, parseOptions, RejectReason, UsageError,
   type CommandAction, type JobResult,
 } from '@bulwark/proto';
-import { options, requireDir, table } from '../cli/args.js';
+import { requireDir, table } from '../cli/args.js';
 import { loadSite, type Site } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
 import { FleetStore } from './fleet-store.js';
@@ -126,7 +126,7 @@ const RUN_SPEC = {
   path: { type: 'string', multiple: true }, policy: { type: 'string' }, point: { type: 'string' }, to: { type: 'string' },
   version: { type: 'string' }, url: { type: 'string' }, sha256: { type: 'string' },
 } as const;
-type RunValues = ReturnType<typeof options<typeof RUN_SPEC>>['values'];
+type RunValues = ReturnType<typeof parseOptions<typeof RUN_SPEC>>['values'];
 
 async function actionFor(site: Site, verb: string, values: RunValues): Promise<CommandAction> {
   const policy = async () => {
@@ -165,7 +165,7 @@ async function actionFor(site: Site, verb: string, values: RunValues): Promise<C
 
 export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = {
   async agents(args) {
-    const { values } = options(args, { dir: { type: 'string' }, json: { type: 'boolean' } });
+    const { values } = parseOptions(args, { dir: { type: 'string' }, json: { type: 'boolean' } });
     const site = loadSite(requireDir(values.dir));
     const rows = await withFleet(site, (catalog, store) => fleetView(catalog, store));
     if (values.json) { console.log(JSON.stringify(rows, null, 2)); return; }
@@ -179,7 +179,7 @@ export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = 
   },
 
   async run(args) {
-    const { values, positionals } = options(args, RUN_SPEC, true);
+    const { values, positionals } = parseOptions(args, RUN_SPEC, true);
     if (positionals.length !== 2) throw new UsageError('run takes AGENT ACTION');
     const [agentId, verb] = positionals;
     const site = loadSite(requireDir(values.dir));
@@ -208,7 +208,7 @@ export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = 
     const sub = at >= 0 ? args[at] : undefined;
     const rest = args.filter((_, i) => i !== at);
     if (sub === 'set') {
-      const { values, positionals } = options(rest, { dir: { type: 'string' }, path: { type: 'string', multiple: true }, every: { type: 'string' }, jitter: { type: 'string' } }, true);
+      const { values, positionals } = parseOptions(rest, { dir: { type: 'string' }, path: { type: 'string', multiple: true }, every: { type: 'string' }, jitter: { type: 'string' } }, true);
       const site = loadSite(requireDir(values.dir));
       if (positionals.length !== 1) throw new UsageError('schedule set takes one NAME');
       if (!values.path?.length) throw new UsageError('schedule set needs at least one --path P');
@@ -221,7 +221,7 @@ export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = 
       });
       console.log(`Policy ${positionals[0]}: back up ${values.path.join(', ')} every ${period / 1000} s (jitter up to ${jitter / 1000} s).`);
     } else if (sub === 'assign') {
-      const { values, positionals } = options(rest, { dir: { type: 'string' } }, true);
+      const { values, positionals } = parseOptions(rest, { dir: { type: 'string' } }, true);
       const site = loadSite(requireDir(values.dir));
       const [name, ...agents] = positionals;
       if (!name || agents.length === 0) throw new UsageError('schedule assign takes NAME AGENT...');
@@ -241,7 +241,7 @@ export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = 
       });
       console.log(`Assigned ${name} to ${agents.join(', ')}; the first run falls one period from now.`);
     } else if (sub === 'list') {
-      const { values } = options(rest, { dir: { type: 'string' }, json: { type: 'boolean' } });
+      const { values } = parseOptions(rest, { dir: { type: 'string' }, json: { type: 'boolean' } });
       const site = loadSite(requireDir(values.dir));
       const { policies, assignments, runs } = await withFleet(site, async (_c, store) => ({ policies: await store.listPolicies(), assignments: await store.listAssignments(), runs: await store.listRuns() }));
       if (values.json) { console.log(JSON.stringify({ policies, assignments, runs }, null, 2)); return; }
@@ -252,7 +252,7 @@ export const fleetCommands: Record<string, (args: string[]) => Promise<void>> = 
   },
 
   async 'broker-config'(args) {
-    const { values } = options(args, { dir: { type: 'string' }, out: { type: 'string' }, port: { type: 'string' }, name: { type: 'string', multiple: true } });
+    const { values } = parseOptions(args, { dir: { type: 'string' }, out: { type: 'string' }, port: { type: 'string' }, name: { type: 'string', multiple: true } });
     const site = loadSite(requireDir(values.dir));
     if (!values.out) throw new UsageError('--out DIR is required');
     const b = await writeBrokerBundle(site, values.out, { port: values.port ? Number(values.port) : undefined, names: values.name ?? [] });

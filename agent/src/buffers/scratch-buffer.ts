@@ -1,0 +1,14 @@
+/**
+ * @module A buffer a thread reuses for work it hands on or writes out at
+ * once: it grows to the largest size asked for and is never freed, so a
+ * backup's bytes do not each become garbage for the collector.
+ */
+export class ScratchBuffer {
+  private buffer = Buffer.alloc(0);
+
+  /** The first `bytes` bytes. Growing drops the old contents; the caller knows when that is safe. */
+  take(bytes: number): Buffer {
+    if (this.buffer.length < bytes) this.buffer = Buffer.allocUnsafeSlow(bytes);
+    return this.buffer.subarray(0, bytes);
+  }
+}
