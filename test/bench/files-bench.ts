@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Rng } from '../support/trees.js';
 import { AGENT_CLI, GATEWAY_CLI, GatewayProcess, newToken, runOk } from '../support/cluster.js';
-import { ensurePeers, freshDir, markdownTable, median, timed, type Row } from './peers.js';
+import { ensurePeers, freshDir, markdownTable, median, timed, warm, type Row } from './peers.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROOT = process.env.BENCH_DIR ?? '/tmp/bulwark-bench';
@@ -36,15 +36,6 @@ function generate(): number {
   }
   fs.writeFileSync(marker, String(bytes));
   return bytes;
-}
-
-/** Every tool starts with the data in the page cache, whoever read it last. */
-function warm(dir: string): void {
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) warm(full);
-    else if (entry.isFile()) fs.readFileSync(full);
-  }
 }
 
 interface Phases { initial: number; rerun: number; restore: number; rssBackup: number; rssRestore: number; rssGateway?: number }

@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
 
@@ -13,6 +14,25 @@ export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
  * writeback (a restore of ~1 GiB) lands in the next tool's fsyncs and its time.
  */
 export function settle(): void { execFileSync('sync'); }
+
+/**
+ * Every tool starts with its input in the page cache, whoever read it last: borg drops the
+ * pages of what it read (posix_fadvise DONTNEED), which left the next tool reading from disk.
+ */
+export function warm(target: string, buffer = Buffer.allocUnsafe(8 * 1024 * 1024)): void {
+  const st = fs.statSync(target);
+  if (st.isDirectory()) {
+    for (const name of fs.readdirSync(target)) warm(path.join(target, name), buffer);
+    return;
+  }
+  if (!st.isFile()) return;
+  const fd = fs.openSync(target, 'r');
+  try {
+    while (fs.readSync(fd, buffer, 0, buffer.length, null) > 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 
 export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): Timed {
   settle();

@@ -3,7 +3,8 @@
  * same 2 GiB image in the same run. Image: first half random, second half
  * text-like, generated from a seed; then 1% of its 4 KiB blocks rewritten at
  * scattered offsets. Prints a markdown table of medians with ratios to the
- * faster peer.
+ * faster peer. Every backup starts with the image in the page cache (borg drops
+ * the pages it read, which would leave the next tool reading from disk).
  *
  *   npm run build && node --import tsx test/bench/volume-bench.ts
  *   (also run by `npm run bench`, test/bench/run.sh)
@@ -15,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_CLI, createSite, enrollAgent, runOk, type Site } from '../support/cluster.js';
-import { ensurePeers, freshDir, median, removeTree, settle, timed as timedCommand } from './peers.js';
+import { ensurePeers, freshDir, median, removeTree, settle, timed as timedCommand, warm } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';
@@ -110,20 +111,26 @@ async function main(): Promise<void> {
       if (PEERS) {
         timed('restic', ['init', '--repo', resticRepo], { env });
         timed('borg', ['init', '--encryption', 'repokey', borgRepo], { env });
+        warm(image);
         r.restic = { initial: timed('restic', ['--repo', resticRepo, 'backup', image], { env }), incremental: 0, restore: 0 };
+        warm(image);
         r.borg = { initial: timed('borg', ['create', `${borgRepo}::p1`, image], { env }), incremental: 0, restore: 0 };
       }
       // Bulwark initial, with the tracker's first dump as the baseline.
       fs.writeFileSync(bitmap, bitmapFile({ sizeBytes: SIZE, generation, sequence: 1n, dirty: [] }));
+      warm(image);
       const initial = await agent(['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
       r.bulwark.initial = initial.wall;
       r.bulwark.provider.push(String(initial.json.provider));
 
       applyChanges(image, c1, `${SEED} change 1`);
       if (PEERS) {
+        warm(image);
         r.restic!.incremental = timed('restic', ['--repo', resticRepo, 'backup', image], { env });
+        warm(image);
         r.borg!.incremental = timed('borg', ['create', `${borgRepo}::p2`, image], { env });
       }
+      warm(image);
       const scan = await agent(['backup', '--state', state, '--json', '--volume', image]);
       r.bulwark.scan = scan.wall;
       r.bulwark.scanIn = Number(scan.json.seconds);
@@ -134,6 +141,7 @@ async function main(): Promise<void> {
       // A second 1% change; the tracker's next dump marks every write since dump 1 (c1 and c2).
       applyChanges(image, c2, `${SEED} change 2`);
       fs.writeFileSync(bitmap, bitmapFile({ sizeBytes: SIZE, generation, sequence: 2n, dirty: [...c1, ...c2] }));
+      warm(image);
       const cbt = await agent(['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
       r.bulwark.bitmap = cbt.wall;
       r.bulwark.bitmapIn = Number(cbt.json.seconds);

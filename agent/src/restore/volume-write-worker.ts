@@ -1,15 +1,24 @@
 /**
- * @module Volume restore worker: opens blob envelopes (MAC and id check) and
- * writes each range of the plaintext where the point's map puts it. Ranges
- * of different blobs never overlap, so workers write the target side by
- * side, each through its own descriptor.
+ * @module Volume restore worker: opens blob envelopes (MAC and id check),
+ * writes each range of the plaintext where the point's map puts it, and
+ * hashes every block it writes into the shared block-hash array, from which
+ * the main thread checks the image digest (gaps, which read as zeros, are
+ * the main thread's). Ranges of different blobs never
+ * overlap, so workers write the target side by side, each through its own
+ * descriptors.
  */
-import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { openBlobTransient } from '../crypto/envelope.js';
+import { blockHash } from '../sources/volume/scan-core.js';
+import { ImageWriter } from './image-writer.js';
 
+export interface VolumeWriterInit {
+  type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; hashSecret: Uint8Array; path: string;
+  /** BigUint64Array of the image's blocks, filled with the hash of each block written. */
+  hashes: SharedArrayBuffer; blockSize: number;
+}
 export type ToVolumeWriter =
-  | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; path: string }
+  | VolumeWriterInit
   /** targets: [imageOffset, blobOffset, length, …] */
   | { type: 'blob'; id: Uint8Array; envelope: Uint8Array; targets: Float64Array }
   /** Write zeros over [offset, offset+length) (targets that were not empty). */
@@ -21,42 +30,47 @@ export type FromVolumeWriter =
   | { type: 'failed'; message: string };
 
 const port = parentPort!;
-let dataKey: Buffer;
-let blobIdKey: Buffer;
-let fd = -1;
+let init: VolumeWriterInit;
+let keys: { data: Buffer; blobId: Buffer; hashSecret: Buffer };
+let hashes: BigUint64Array;
+let writer: ImageWriter;
 const ZEROS = Buffer.alloc(1024 * 1024);
 
-function writeAll(data: Buffer, position: number): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+/** Writes a range that starts on a block boundary, hashing each of its blocks. */
+function writeRange(data: Buffer, imageOffset: number): void {
+  writer.write(data, imageOffset);
+  const bs = init.blockSize;
+  for (let at = 0, block = imageOffset / bs; at < data.length; at += bs, block++) hashes[block] = blockHash(data.subarray(at, Math.min(at + bs, data.length)), keys.hashSecret);
 }
 
 port.on('message', (message: ToVolumeWriter) => {
   try {
     if (message.type === 'init') {
-      dataKey = Buffer.from(message.dataKey);
-      blobIdKey = Buffer.from(message.blobIdKey);
-      fd = fs.openSync(message.path, fs.constants.O_WRONLY);
+      init = message;
+      keys = { data: Buffer.from(message.dataKey), blobId: Buffer.from(message.blobIdKey), hashSecret: Buffer.from(message.hashSecret) };
+      hashes = new BigUint64Array(message.hashes);
+      writer = new ImageWriter(message.path);
       return;
     }
     if (message.type === 'sync') {
-      fs.fsyncSync(fd);
+      writer.sync();
       port.postMessage({ type: 'synced' } satisfies FromVolumeWriter);
       return;
     }
     if (message.type === 'zero') {
-      for (let at = 0; at < message.length; at += ZEROS.length) writeAll(ZEROS.subarray(0, Math.min(ZEROS.length, message.length - at)), message.offset + at);
+      for (let at = 0; at < message.length; at += ZEROS.length) writer.write(ZEROS.subarray(0, Math.min(ZEROS.length, message.length - at)), message.offset + at);
       port.postMessage({ type: 'written', bytes: message.length, envelopeBytes: 0 } satisfies FromVolumeWriter);
       return;
     }
     const envelope = Buffer.from(message.envelope.buffer, message.envelope.byteOffset, message.envelope.byteLength);
-    const plain = openBlobTransient(dataKey, blobIdKey, Buffer.from(message.id), envelope);
+    const plain = openBlobTransient(keys.data, keys.blobId, Buffer.from(message.id), envelope);
     let bytes = 0;
     const t = message.targets;
     for (let i = 0; i < t.length; i += 3) {
       const [imageOffset, blobOffset, length] = [t[i], t[i + 1], t[i + 2]];
       if (blobOffset + length > plain.length) throw new Error(`blob ${Buffer.from(message.id).toString('hex')} holds ${plain.length} bytes; the map wants ${length} from ${blobOffset}`);
-      writeAll(plain.subarray(blobOffset, blobOffset + length), imageOffset);
+      if (imageOffset % init.blockSize !== 0) throw new Error(`the map puts blob ${Buffer.from(message.id).toString('hex')} at ${imageOffset}, not on a block boundary`);
+      writeRange(plain.subarray(blobOffset, blobOffset + length), imageOffset);
       bytes += length;
     }
     port.postMessage({ type: 'written', bytes, envelopeBytes: envelope.length } satisfies FromVolumeWriter);

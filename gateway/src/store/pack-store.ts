@@ -19,6 +19,7 @@ import {
 } from './pack-format.js';
 import type { SealedPackRecord } from '../catalog/catalog.js';
 import { ChattrImmutable, type ImmutableFlag } from './immutable.js';
+import { PackFile } from './pack-file.js';
 import { WormViolation } from '../retention/worm.js';
 
 /** Decides whether a sealed pack may go, and records its removal in the catalog (retention/retention.ts). */
@@ -47,9 +48,9 @@ export class PackWriter {
   private position: number;
   private closed = false;
 
-  constructor(private readonly store: PackStore, readonly agentId: string, private readonly tmpPath: string, private readonly fd: number, readonly retention: PackRetention = FOREVER) {
+  constructor(private readonly store: PackStore, readonly agentId: string, private readonly file: PackFile, readonly retention: PackRetention = FOREVER) {
     const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
-    fs.writeSync(fd, header);
+    file.append([header]);
     this.hasher.update(header);
     this.position = header.length;
   }
@@ -58,7 +59,7 @@ export class PackWriter {
   get blobCount(): number { return this.entries.length; }
   get blobIds(): Buffer[] { return this.entries.map((e) => e.id); }
 
-  /** Append blobs in one write; they become durable at seal(). */
+  /** Append blobs; they become durable at seal(). */
   append(blobs: IncomingBlob[]): void {
     if (this.closed) throw new Error('pack is already sealed');
     const parts: Buffer[] = [];
@@ -69,7 +70,7 @@ export class PackWriter {
       this.position += ENTRY_PREFIX_BYTES + blob.envelope.length;
       this.hasher.update(prefix).update(blob.envelope);
     }
-    writeAllSync(this.fd, parts);
+    this.file.append(parts);
   }
 
   /** Footer, fsync, read-only, link into place (never over a file), fsync the directory, immutable flag. */
@@ -80,16 +81,14 @@ export class PackWriter {
     this.hasher.update(index);
     const hash = this.hasher.digestBuffer();
     const trailer = packTrailer(hash, index.length);
-    writeAllSync(this.fd, [index, trailer]);
+    this.file.append([index, trailer]);
     const size = this.position + index.length + TRAILER_BYTES;
-    await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
-    fs.fchmodSync(this.fd, 0o444);
-    fs.closeSync(this.fd);
+    await this.file.finish();
     const finalPath = this.store.packPath(hash);
     await fsp.mkdir(path.dirname(finalPath), { recursive: true });
     // link() fails if the name exists: no code path replaces a sealed pack.
-    await fsp.link(this.tmpPath, finalPath);
-    await fsp.unlink(this.tmpPath);
+    await fsp.link(this.file.path, finalPath);
+    await fsp.unlink(this.file.path);
     await fsyncDir(path.dirname(finalPath));
     // Asynchronous: the pack is already complete and read-only; acknowledgement need not wait for chattr.
     void this.store.immutable.set(finalPath).catch(() => undefined);
@@ -100,8 +99,8 @@ export class PackWriter {
   discard(): void {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
-    fs.rmSync(this.tmpPath, { force: true });
+    this.file.abandon();
+    fs.rmSync(this.file.path, { force: true });
   }
 }
 
@@ -130,9 +129,7 @@ export class PackStore implements BlobStore {
   }
 
   openPack(agentId: string, retention: PackRetention = FOREVER): PackWriter {
-    const tmpPath = path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`);
-    const fd = fs.openSync(tmpPath, 'wx', 0o600);
-    return new PackWriter(this, agentId, tmpPath, fd, retention);
+    return new PackWriter(this, agentId, new PackFile(path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`)), retention);
   }
 
   /** Remove unsealed leftovers of a crash (`incoming/*.tmp` only); returns how many. */
@@ -220,21 +217,6 @@ export class PackStore implements BlobStore {
   closeReaders(): void {
     for (const handle of this.readFds.values()) handle.then((h) => h.close()).catch(() => undefined);
     this.readFds.clear();
-  }
-}
-
-function writeAllSync(fd: number, parts: Buffer[]): void {
-  let pending = parts.filter((p) => p.length > 0);
-  while (pending.length > 0) {
-    // writev takes at most IOV_MAX (1024) buffers per call.
-    let written = fs.writevSync(fd, pending.slice(0, 1024));
-    const rest: Buffer[] = [];
-    for (const part of pending) {
-      if (written >= part.length) { written -= part.length; continue; }
-      rest.push(written > 0 ? part.subarray(written) : part);
-      written = 0;
-    }
-    pending = rest;
   }
 }
 
