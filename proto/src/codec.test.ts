@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, encodePointHeader, decodePointHeader, ProtocolError, MAX_FRAME_BYTES } from './codec.js';
+import { decodeFrame, encodeFrame, encodePointHeader, decodePointHeader, ProtocolError, MAX_FRAME_BYTES, storageCodec } from './codec.js';
 import { ErrorCode, type Frame } from './types.js';
 import { canonicalRefs, merkleRoot } from './merkle.js';
 import { protoRoot } from './schema.js';
@@ -42,6 +42,25 @@ describe('frame codec', () => {
 
   it('refuses frames over the size limit before decoding them', () => {
     try { decodeFrame(Buffer.alloc(MAX_FRAME_BYTES + 1)); expect.unreachable(); } catch (err) { expect((err as ProtocolError).code).toBe(ErrorCode.FRAME_TOO_LARGE); }
+  });
+});
+
+describe('storage codec', () => {
+  it('encodes our objects byte for byte as the converting encoder does, and decodes them back', () => {
+    const node = { name: Buffer.from('a\xe9'), type: 1, mode: 0o644, uid: 1000, gid: 0, size: 5_000_000_000, mtimeSec: 1_700_000_000, mtimeNsec: 123, content: [id(1), id(2)], contentSizes: [4_000_000, 1_000_000] };
+    const map = { path: '/dev/vdb', sizeBytes: 2 ** 33, blockSize: 4096, extents: [{ offset: 0, length: 8192, blobIndex: 0, blobOffset: 0 }, { offset: 2 ** 32, length: 4096, blobIndex: 1, blobOffset: 2 ** 20 }], merkleRoot: id(9), blobs: [id(3), id(4)], provider: 'hash-scan', crashConsistent: false, snapshot: 'none', dataBytes: 12288 };
+    const samples = [
+      ['Tree', { nodes: [node, { ...node, name: Buffer.from('b'), type: 2, content: [], contentSizes: [] }] }],
+      ['VolumeMap', map],
+      ['Manifest', { hostname: 'h', roots: [{ path: '/data', root: node }], volume: map, files: 0, dirs: 3, bytesRead: 2 ** 40 }],
+    ] as const;
+    for (const [name, value] of samples) {
+      const type = protoRoot.lookupType(`bulwark.storage.v1.${name}`);
+      const codec = storageCodec<object>(name);
+      const bytes = codec.encode(value);
+      expect(bytes.equals(Buffer.from(type.encode(type.fromObject(value)).finish()))).toBe(true);
+      expect(codec.encode(codec.decode(bytes)).equals(bytes)).toBe(true);
+    }
   });
 });
 

@@ -103,8 +103,9 @@ export function decodePointHeader(data: Buffer): PointHeader {
 export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap') {
   const type = root.lookupType(`bulwark.storage.v1.${name}`);
   return {
+    /** `value` must already have the wire types (Buffers, numbers): `fromObject`'s conversion pass cost as much as the encoding. */
     encode(value: T): Buffer {
-      const bytes = type.encode(type.fromObject(value as object)).finish();
+      const bytes = type.encode(value as object).finish();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
     decode(data: Buffer): T {

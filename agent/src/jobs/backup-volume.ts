@@ -97,18 +97,18 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         });
         const pointHex = committed.pointId.toString('hex');
         phases.commit = seconds() - phases.start - phases.read;
+        const encodedMap = volumeMapCodec.encode(map);
         saveVolumeMemory(memoryFile, {
           record: { version: 1, path: source.path, pointId: pointHex, sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, hashAlgorithm: HASH_ALGORITHM, readStartedMs, cbt: changes.position },
           hashes, groups, map,
-        });
+        }, encodedMap);
         phases.save = seconds() - phases.start - phases.read - phases.commit;
         progress.done();
-        const metadataBytes = volumeMapCodec.encode(map).length;
         return {
           point: pointHex, kind: 'volume', path: source.path, provider: changes.provider, crashConsistent: view.crashConsistent, snapshot: view.method,
           declined: changes.declined, sizeBytes: source.sizeBytes, bytesRead: scan.bytesRead, changedBytes, zeroBytes: scan.zeroBlocks * BLOCK_SIZE,
           dataBytes: map.dataBytes ?? 0, bytesSent: bytesSentBefore + uploader.totalBytesSent(), blobsSent: blobsSentBefore + uploader.stats.blobsSent,
-          extents: map.extents.length, metadataBytes, reconnects: uploader.stats.reconnects, seconds: seconds(), warnings, phases,
+          extents: map.extents.length, metadataBytes: encodedMap.length, reconnects: uploader.stats.reconnects, seconds: seconds(), warnings, phases,
         };
       } catch (err) {
         if (!(err instanceof MissingBlobsError) || attempt > 0 || changes.provider === 'full-read') throw err;

@@ -15,6 +15,7 @@ import {
   type BlobData, type Manifest, type PointSummary, type Tree, type TreeNode,
 } from '@bulwark/proto';
 import { openBlob } from '../crypto/envelope.js';
+import { BufferPool } from '../buffers/buffer-pool.js';
 import { deriveKeys, verifyDetached, type AgentKeys } from '../crypto/keys.js';
 import type { GatewayLink } from '../transport/link.js';
 import type { AgentState } from '../state/state.js';
@@ -211,7 +212,8 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   // Bytes handed to workers and not yet written: reading pauses above the window, so memory stays flat.
   let inWorkers = 0;
   let windowWaiters: (() => void)[] = [];
-  const WORKER_WINDOW_BYTES = 48 * 1024 * 1024;
+  const WORKER_WINDOW_BYTES = 24 * 1024 * 1024;
+  const batchBuffers = new BufferPool(16 * 1024 * 1024);
   let failure: Error | undefined;
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => { allDone = resolve; });
@@ -222,7 +224,8 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     worker.on('message', (m: FromRestoreWorker) => {
       if (m.type === 'failed') failure ??= new RestoreError(m.message);
       else if (m.type === 'consumed') {
-        inWorkers -= m.bytes;
+        inWorkers -= m.buffer.byteLength;
+        batchBuffers.give(m.buffer);
         if (inWorkers < WORKER_WINDOW_BYTES) { const w = windowWaiters; windowWaiters = []; w.forEach((f) => f()); }
         return;
       } else { doneBytes += m.bytes; doneFiles += m.filesDone; onProgress?.(doneBytes, totalBytes); }
@@ -249,9 +252,9 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       }
       perWorker.forEach((batch, w) => {
         if (batch.length === 0) return;
-        // One fresh buffer per worker and frame, transferred: views into the received frame would clone all of it.
+        // One buffer per worker and frame, transferred (views into the received frame would clone all of it) and handed back.
         const size = batch.reduce((n, b) => n + 32 + b.envelope.length, 0);
-        const bytes = new Uint8Array(size);
+        const bytes = new Uint8Array(batchBuffers.take(size), 0, size);
         let at = 0;
         const items: RestoreBlob[] = batch.map((b) => {
           bytes.set(b.id, at);
@@ -260,7 +263,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
           at += 32 + b.envelope.length;
           return item;
         });
-        inWorkers += size;
+        inWorkers += bytes.buffer.byteLength;
         workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
       });
     }, {

@@ -16,8 +16,8 @@ export type ToRestoreWorker =
 export interface RestoreBlob { id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] }
 export type FromRestoreWorker =
   | { type: 'progress'; bytes: number; filesDone: number }
-  /** A 'blobs' message is done with: its buffer's bytes no longer count against the main thread's window. */
-  | { type: 'consumed'; bytes: number }
+  /** A 'blobs' message is done with: its buffer comes back for the next batch, and no longer counts against the window. */
+  | { type: 'consumed'; buffer: ArrayBuffer }
   | { type: 'failed'; message: string };
 
 /** fd is -1 until the first blob arrives, and again while parked to respect the open-file limit. */
@@ -97,9 +97,7 @@ port.on('message', (message: ToRestoreWorker) => {
       report(true);
       return;
     }
-    let received = 0;
     for (const blob of message.blobs) {
-      received += blob.envelope.byteLength + blob.id.byteLength;
       const plain = openBlobTransient(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
       for (const target of blob.targets) {
         const file = files.get(target.file);
@@ -111,7 +109,8 @@ port.on('message', (message: ToRestoreWorker) => {
         if (--file.remaining === 0) finish(file);
       }
     }
-    port.postMessage({ type: 'consumed', bytes: received } satisfies FromRestoreWorker);
+    const buffer = message.blobs[0].envelope.buffer as ArrayBuffer;
+    port.postMessage({ type: 'consumed', buffer } satisfies FromRestoreWorker, [buffer]);
     report(files.size === 0);
   } catch (err) {
     port.postMessage({ type: 'failed', message: (err as Error).message } satisfies FromRestoreWorker);

@@ -77,14 +77,15 @@ export function loadVolumeMemory(file: string): VolumeMemory | undefined {
   return { record, hashes, groups, map };
 }
 
-export function saveVolumeMemory(file: string, memory: VolumeMemory): void {
+/** `encodedMap`: the map's encoding, when the caller has it already. */
+export function saveVolumeMemory(file: string, memory: VolumeMemory, encodedMap = volumeMapCodec.encode(memory.map)): void {
   const json = Buffer.from(JSON.stringify(memory.record));
   const head = Buffer.alloc(12);
   MAGIC.copy(head, 0);
   head.writeUInt32LE(json.length, 8);
   const hashes = Buffer.from(memory.hashes.buffer, memory.hashes.byteOffset, memory.hashes.byteLength);
   const groups = Buffer.from(memory.groups.buffer, memory.groups.byteOffset, memory.groups.byteLength);
-  const map = volumeMapCodec.encode(memory.map);
+  const map = encodedMap;
   const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(map).digest();
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
