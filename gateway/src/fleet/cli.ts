@@ -85,6 +85,8 @@ export async function runFleetCommand(site: Site, agentId: string, action: Comma
         client.on('offline', () => note('lost the broker; reconnecting'));
         client.on('connect', () => {
           client.subscribe(topics.events, { qos: 1 }, (err) => {
+            // The broker went away before it answered: the next connect subscribes again.
+            if (err?.message === 'Connection closed') return;
             if (err) return finish(err);
             if (subscribed) return;
             subscribed = true;
