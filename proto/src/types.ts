@@ -72,7 +72,7 @@ export interface TreeNode {
   name: Buffer; type: NodeType; mode: number; uid: number; gid: number; size: number; mtimeSec: number; mtimeNsec: number;
   symlinkTarget?: Buffer; content?: Buffer[]; contentSizes?: number[]; subtree?: Buffer;
 }
-export interface Tree { nodes: TreeNode[] }
+export interface Tree { nodes: TreeNode[]; parts?: Buffer[] }
 export interface SourceRoot { path: string; root: TreeNode }
 export interface Extent { offset: number; length: number; blobId?: Buffer; blobIndex?: number; blobOffset?: number }
 export interface VolumeMap {

@@ -76,6 +76,22 @@ describe('round trip', () => {
     expect(result.stderr).toMatch(/already exists/);
   });
 
+  it('stores a directory whose listing exceeds a frame in parts, and restores it', async () => {
+    // 48,000 entries with random 200-byte names and distinct contents: a tree whose envelope, even
+    // compressed, is over the 8 MiB frame limit.
+    const wide = path.join(work, 'wide');
+    fs.mkdirSync(path.join(wide, 'dir'), { recursive: true });
+    const rng = new Rng(5);
+    for (let i = 0; i < 48_000; i++) fs.writeFileSync(path.join(wide, 'dir', `${i}-${rng.bytes(150).toString('base64url').slice(0, 190)}`), String(i));
+    const first = await backup(state, [wide]);
+    expect(first.files).toBe(48_000);
+    const again = await backup(state, [wide]);
+    expect(again.unchangedFiles).toBe(48_000);
+    const target = path.join(work, 'restored-wide');
+    await runOk(AGENT_CLI, ['restore', '--state', state, again.point, '--to', target]);
+    expect(digestTree(path.join(target, 'wide'))).toEqual(digestTree(wide));
+  }, 120_000);
+
   it('restores more files than the process may hold open at once', async () => {
     const many = path.join(work, 'many-files');
     const rng = new Rng(4);

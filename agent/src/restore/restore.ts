@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
-  encodePointHeader, merkleRoot, storageCodec, NodeType,
+  encodePointHeader, merkleRoot, storageCodec, NodeType, TREE_PART_BYTES,
   type BlobData, type Manifest, type PointSummary, type Tree, type TreeNode,
 } from '@bulwark/proto';
 import { openBlob } from '../crypto/envelope.js';
@@ -113,11 +113,35 @@ export async function readBlobBatches(link: GatewayLink, agentId: string, ids: B
   }
 }
 
-export async function fetchPlain(link: GatewayLink, access: PointAccess, ids: Buffer[]): Promise<Map<string, Buffer>> {
+export async function fetchPlain(link: GatewayLink, access: PointAccess, ids: Buffer[], plainSizes?: number[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  await readBlobBatches(link, access.agentId, ids, (blobs) => { for (const { id, envelope } of blobs) out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)); });
+  await readBlobBatches(link, access.agentId, ids, (blobs) => { for (const { id, envelope } of blobs) out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)); }, { plainSizes });
   for (const id of ids) if (!out.has(id.toString('hex'))) throw new RestoreError(`blob ${id.toString('hex')} was not returned`);
   return out;
+}
+
+/** A tree's assembly from parts is at most this deep and large. */
+const MAX_TREE_ROUNDS = 4;
+const MAX_TREE_BYTES = 2 ** 31;
+
+/** Trees by id (hex), each put together from its parts where it was stored in parts. */
+async function fetchTrees(link: GatewayLink, access: PointAccess, ids: Buffer[]): Promise<Map<string, Tree>> {
+  const trees = new Map<string, Tree>();
+  let pending = await fetchPlain(link, access, ids);
+  for (let round = 0; pending.size > 0; round++) {
+    const inParts: [string, Buffer[]][] = [];
+    for (const [hex, plain] of pending) {
+      const tree = treeCodec.decode(plain);
+      if (tree.parts?.length) inParts.push([hex, tree.parts]);
+      else trees.set(hex, tree);
+    }
+    if (inParts.length === 0) break;
+    const partIds = inParts.flatMap(([, parts]) => parts);
+    if (round === MAX_TREE_ROUNDS || partIds.length * TREE_PART_BYTES > MAX_TREE_BYTES) throw new RestoreError(`a directory of this point is stored in more parts than a tree can have (${partIds.length}); refusing to assemble it`);
+    const parts = await fetchPlain(link, access, partIds, partIds.map(() => TREE_PART_BYTES));
+    pending = new Map(inParts.map(([hex, ids]) => [hex, Buffer.concat(ids.map((id) => parts.get(id.toString('hex'))!))]));
+  }
+  return trees;
 }
 
 /** Check a point's signatures and reference list; returns its refs. */
@@ -160,12 +184,12 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   }
   while (level.length > 0) {
     const next: typeof level = [];
-    const trees = await fetchPlain(link, access, level.filter((e) => e.node.type === NodeType.DIR).map((e) => e.node.subtree!));
+    const trees = await fetchTrees(link, access, level.filter((e) => e.node.type === NodeType.DIR).map((e) => e.node.subtree!));
     for (const entry of level) {
       if (entry.node.type === NodeType.FILE) { files.push(entry); continue; }
       if (entry.node.type === NodeType.SYMLINK) { symlinks.push(entry); continue; }
       dirs.push(entry);
-      const tree = treeCodec.decode(trees.get(entry.node.subtree!.toString('hex'))!);
+      const tree = trees.get(entry.node.subtree!.toString('hex'))!;
       const seen = new Set<string>();
       for (const child of tree.nodes) {
         checkName(child.name, seen);

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { storageCodec, NodeType, type Tree, type TreeNode, type SourceRoot } from '@bulwark/proto';
+import { storageCodec, NodeType, TREE_PART_BYTES, type Tree, type TreeNode, type SourceRoot } from '@bulwark/proto';
 import { blobId, sealBlob } from '../../crypto/envelope.js';
 import type { ChunkPool } from '../../pipeline/chunk-pool.js';
 import type { Uploader } from '../../upload/uploader.js';
@@ -62,7 +62,17 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
 
   async function storeTree(nodes: TreeNode[]): Promise<Buffer> {
     nodes.sort((a, b) => Buffer.compare(a.name, b.name));
-    const plain = treeCodec.encode({ nodes });
+    let plain = treeCodec.encode({ nodes });
+    // One blob must fit in a frame: a directory of ~100,000 entries would not (FORMAT.md "Agent objects").
+    while (plain.length > TREE_PART_BYTES) {
+      const parts: Buffer[] = [];
+      for (let at = 0; at < plain.length; at += TREE_PART_BYTES) parts.push(await storeTreeBlob(plain.subarray(at, at + TREE_PART_BYTES)));
+      plain = treeCodec.encode({ nodes: [], parts });
+    }
+    return storeTreeBlob(plain);
+  }
+
+  async function storeTreeBlob(plain: Buffer): Promise<Buffer> {
     const id = blobId(keys.blobId, plain);
     const hex = id.toString('hex');
     refs.add(hex);
