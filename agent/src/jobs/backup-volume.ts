@@ -71,7 +71,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
       const render = () => `backing up ${source.path} (${changes.provider}): ${formatBytes(changedBytes)} changed, ${formatBytes(uploader.totalBytesSent())} sent, ${seconds().toFixed(1)} s`;
       const scan = await scanner.scan({
         path: view.readPath, sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, runs: changes.runs,
-        prev: base ? base.hashes : null, out: hashes, prevGroups: base ? base.groups : null, outGroups: groups, seal: true, aligned: changes.provider === 'full-read',
+        prev: base ? base.hashes : null, out: hashes, prevGroups: base ? base.groups : null, outGroups: groups, aligned: changes.provider === 'full-read',
       }, async (id, envelope, blockList, plainBytes) => {
         locations.place(blockList, id);
         changedBytes += plainBytes;

@@ -34,8 +34,6 @@ export interface ScanJob {
   /** Previous and new 64 KiB group hashes (0: unknown), or null: hash blocks only. */
   prevGroups: SharedArrayBuffer | null;
   outGroups: SharedArrayBuffer | null;
-  /** Seal changed blocks into blobs (false: hash only, for verification). */
-  seal: boolean;
   /** Cut blobs at 1 MiB-aligned image offsets (full reads: the same data gives the same blobs). */
   aligned: boolean;
 }
@@ -138,7 +136,6 @@ export function runScan(job: ScanJob, keys: ScanKeys, output: ScanOutput): ScanT
           out[block] = h;
           if (prev && prev[block] === h) return;
           changedBlocks++;
-          if (!job.seal) return;
           if (h === (isLast ? lastZeroHash : zeroHash) && data.equals(isLast ? zero.subarray(0, lastLength) : zero)) {
             zeroBlocks++;
             if (prev) zeroed.push(block);

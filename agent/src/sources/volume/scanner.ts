@@ -30,10 +30,9 @@ export interface ScanRequest {
   runs: number[];
   prev: BigUint64Array | null;
   out: BigUint64Array;
-  /** 64 KiB group hashes: previous (null: none) and new (null: do not compute, e.g. verification). */
+  /** 64 KiB group hashes: previous (null: none) and new (null: do not compute). */
   prevGroups?: BigUint64Array | null;
   outGroups?: BigUint64Array | null;
-  seal: boolean;
   aligned: boolean;
 }
 
@@ -119,7 +118,7 @@ export class VolumeScanner {
           return;
         }
         const jobId = this.nextJob++;
-        const job: ScanJob = { type: 'scan', jobId, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: jobs[next++], prev, out, prevGroups, outGroups, seal: request.seal, aligned: request.aligned };
+        const job: ScanJob = { type: 'scan', jobId, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: jobs[next++], prev, out, prevGroups, outGroups, aligned: request.aligned };
         slot.busy = true;
         slot.worker.ref();
         running++;
@@ -158,7 +157,7 @@ export class VolumeScanner {
     const blobs: { id: Uint8Array; envelope: ArrayBuffer; blocks: Uint32Array; plainBytes: number }[] = [];
     let totals;
     try {
-      totals = runScan({ type: 'scan', jobId: 0, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: request.runs, ...arrays, seal: request.seal, aligned: request.aligned },
+      totals = runScan({ type: 'scan', jobId: 0, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: request.runs, ...arrays, aligned: request.aligned },
         { blobIdKey: this.keys.blobId, dataKey: this.keys.data, hashSecret: this.hashSecret }, { emit: (b) => blobs.push(b), afterEmit() {} });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
