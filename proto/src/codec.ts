@@ -99,10 +99,10 @@ export function decodePointHeader(data: Buffer): PointHeader {
   return PointHeaderType.toObject(PointHeaderType.decode(data), conversion) as PointHeader;
 }
 
-/** Codec for a storage.proto message, looked up by its short name. */
 /** A tree whose encoding is larger is stored in parts of this size (storage.proto `Tree.parts`). */
 export const TREE_PART_BYTES = 1024 * 1024;
 
+/** Codec for a storage.proto message, looked up by its short name. */
 export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap') {
   const type = root.lookupType(`bulwark.storage.v1.${name}`);
   return {

@@ -8,7 +8,6 @@ import path from 'node:path';
 
 export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
 
-/** Run a command to completion; wall time and peak RSS (GNU time) of the whole process tree's leader. */
 /**
  * Each timed command starts with no dirty pages of the one before: otherwise the previous tool's
  * writeback (a restore of ~1 GiB) lands in the next tool's fsyncs and its time.
@@ -34,6 +33,7 @@ export function warm(target: string, buffer = Buffer.allocUnsafe(8 * 1024 * 1024
   }
 }
 
+/** Run a command to completion; wall time and peak RSS (GNU time) of the whole process tree's leader. */
 export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): Timed {
   settle();
   const started = process.hrtime.bigint();

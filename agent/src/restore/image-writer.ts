@@ -1,17 +1,14 @@
 /**
- * @module Writing a restored image. Through direct I/O where the target takes
- * it: through the page cache, each restored GiB was first copied into
- * freshly allocated cache pages, then written back, while the writer threads
- * queued on the file's inode lock (a third of a volume restore's CPU here).
- * Direct I/O needs page-aligned memory, offsets and lengths, so ranges are
- * staged through a buffer in WebAssembly memory, which starts on a page
- * boundary; what does not start and end on a 4 KiB boundary (an image's last
- * partial block) goes through the page cache, and so does everything on a
- * target that refuses direct I/O.
+ * @module Writing a restored image. Around the page cache where the target
+ * takes it (`@bulwark/proto/direct-io`): through it, the restore's writer
+ * threads also queued on the file's inode lock (with the copies, a third of
+ * a volume restore's CPU here). Ranges are staged through a 1 MiB aligned
+ * buffer; what does not start and end on a 4 KiB boundary (an image's last
+ * partial block) and short ranges go through the page cache.
  */
 import fs from 'node:fs';
+import { DIRECT_ALIGN, DirectDescriptor, pageAlignedBuffer, writeAll } from '@bulwark/proto/direct-io';
 
-const ALIGN = 4096;
 const STAGING_BYTES = 1024 * 1024;
 /**
  * Shorter ranges go through the page cache: a direct write waits for the
@@ -19,50 +16,33 @@ const STAGING_BYTES = 1024 * 1024;
  * short, where writeback coalesces them later.
  */
 const DIRECT_MIN_BYTES = 64 * 1024;
-const WASM_PAGE = 65536;
-
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
-}
 
 export class ImageWriter {
   private readonly buffered: number;
-  private direct = -1;
+  private readonly direct: DirectDescriptor;
   private staging: Buffer | undefined;
 
   constructor(path: string, options: { direct?: boolean } = {}) {
     this.buffered = fs.openSync(path, fs.constants.O_WRONLY);
-    const flag = fs.constants.O_DIRECT;
-    if (options.direct !== false && flag !== undefined) {
-      try { this.direct = fs.openSync(path, fs.constants.O_WRONLY | flag); } catch { /* a filesystem without direct I/O: the page cache it is */ }
-    }
+    this.direct = new DirectDescriptor(path, options.direct !== false);
   }
 
   /** Whether writes (so far) go around the page cache. */
-  get isDirect(): boolean { return this.direct >= 0; }
+  get isDirect(): boolean { return this.direct.isDirect; }
 
   write(data: Uint8Array, position: number): void {
     let done = 0;
-    if (this.direct >= 0 && position % ALIGN === 0 && data.length >= DIRECT_MIN_BYTES) done = this.writeDirect(data.subarray(0, data.length - (data.length % ALIGN)), position);
+    if (this.direct.isDirect && position % DIRECT_ALIGN === 0 && data.length >= DIRECT_MIN_BYTES) done = this.writeDirect(data.subarray(0, data.length - (data.length % DIRECT_ALIGN)), position);
     if (done < data.length) writeAll(this.buffered, data.subarray(done), position + done);
   }
 
   /** Writes aligned data around the page cache; returns how much, less than all if the target refused. */
   private writeDirect(data: Uint8Array, position: number): number {
-    const staging = (this.staging ??= Buffer.from(new WebAssembly.Memory({ initial: STAGING_BYTES / WASM_PAGE }).buffer));
+    const staging = (this.staging ??= pageAlignedBuffer(STAGING_BYTES));
     for (let done = 0; done < data.length;) {
       const n = Math.min(staging.length, data.length - done);
       staging.set(data.subarray(done, done + n));
-      try {
-        writeAll(this.direct, staging.subarray(0, n), position + done);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        // The target takes O_DIRECT at open but not these writes (alignment it needs larger than 4 KiB).
-        fs.closeSync(this.direct);
-        this.direct = -1;
-        return done;
-      }
+      if (!this.direct.write(staging.subarray(0, n), position + done)) return done;
       done += n;
     }
     return data.length;
@@ -71,7 +51,7 @@ export class ImageWriter {
   sync(): void { fs.fsyncSync(this.buffered); }
 
   close(): void {
-    if (this.direct >= 0) fs.closeSync(this.direct);
+    this.direct.close();
     fs.closeSync(this.buffered);
   }
 }

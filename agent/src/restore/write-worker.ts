@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
+import { writeAll } from '@bulwark/proto/direct-io';
 import { openBlobTransient } from '../crypto/envelope.js';
 
 export interface RestoreFile { index: number; path: Uint8Array; size: number; blobs: number; mode: number; uid: number; gid: number; mtimeSec: number; mtimeNsec: number }
@@ -102,9 +103,7 @@ port.on('message', (message: ToRestoreWorker) => {
       for (const target of blob.targets) {
         const file = files.get(target.file);
         if (!file) continue;
-        let written = 0;
-        const fd = ensureOpen(file);
-        while (written < plain.length) written += fs.writeSync(fd, plain, written, plain.length - written, target.offset + written);
+        writeAll(ensureOpen(file), plain, target.offset);
         bytes += plain.length;
         if (--file.remaining === 0) finish(file);
       }

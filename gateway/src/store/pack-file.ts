@@ -1,31 +1,24 @@
 /**
  * @module Writing a pack file's bytes. A pack is written once, sequentially,
  * and fsynced before it is acknowledged; nothing reads it back soon. Through
- * the page cache, every stored byte was first copied into freshly allocated
- * cache pages, then written back: the largest single cost of the gateway's
- * ingest here (a quarter of its CPU). So appends are staged in page-aligned
- * memory and written in whole stagings with direct I/O; the last partial
- * stretch at finish goes through the page cache, and so does everything
- * where the filesystem refuses direct I/O.
+ * the page cache its copy into fresh cache pages was the largest single cost
+ * of the gateway's ingest here (a quarter of its CPU), so appends are staged
+ * in page-aligned memory and written in whole stagings around the cache
+ * (`@bulwark/proto/direct-io`); the last partial stretch at finish goes
+ * through the page cache.
  */
 import fs from 'node:fs';
+import { DIRECT_ALIGN, DirectDescriptor, pageAlignedBuffer, writeAll } from '@bulwark/proto/direct-io';
 
-const ALIGN = 4096;
 export const STAGING_BYTES = 4 * 1024 * 1024;
 
-/** Staging buffers outlive packs: a WebAssembly memory (page-aligned by construction) per pack would be address space per pack. */
+/** Staging buffers outlive packs: a WebAssembly memory per pack would be address space per pack. */
 const spare: Buffer[] = [];
-const takeStaging = () => spare.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: STAGING_BYTES / 65536 }).buffer);
-
-function writeAll(fd: number, data: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
-}
 
 export class PackFile {
   private readonly buffered: number;
-  private direct = -1;
-  private staging: Buffer | undefined = takeStaging();
+  private readonly direct: DirectDescriptor;
+  private staging: Buffer | undefined = spare.pop() ?? pageAlignedBuffer(STAGING_BYTES);
   private staged = 0;
   /** File offset of the staging buffer's first byte. */
   private flushed = 0;
@@ -33,10 +26,11 @@ export class PackFile {
   /** Creates `path` (it must not exist). */
   constructor(readonly path: string, options: { direct?: boolean } = {}) {
     this.buffered = fs.openSync(path, 'wx', 0o600);
-    if (options.direct !== false && fs.constants.O_DIRECT !== undefined) {
-      try { this.direct = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_DIRECT); } catch { /* no direct I/O here: the page cache it is */ }
-    }
+    this.direct = new DirectDescriptor(path, options.direct !== false);
   }
+
+  /** Whether writes (so far) go around the page cache. */
+  get isDirect(): boolean { return this.direct.isDirect; }
 
   append(parts: Uint8Array[]): void {
     const staging = this.staging!;
@@ -51,22 +45,11 @@ export class PackFile {
     }
   }
 
-  /** Writes the first `bytes` staged bytes (a multiple of ALIGN unless it is the end) and moves the rest to the front. */
+  /** Writes the first `bytes` staged bytes (a multiple of DIRECT_ALIGN unless it is the end) and moves the rest to the front. */
   private flush(bytes: number): void {
     const staging = this.staging!;
-    const aligned = bytes - (bytes % ALIGN);
-    let done = 0;
-    if (this.direct >= 0 && aligned > 0) {
-      try {
-        writeAll(this.direct, staging.subarray(0, aligned), this.flushed);
-        done = aligned;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-        // Opened with O_DIRECT but refuses these writes (it wants larger alignment): the page cache from here on.
-        fs.closeSync(this.direct);
-        this.direct = -1;
-      }
-    }
+    const aligned = bytes - (bytes % DIRECT_ALIGN);
+    const done = aligned > 0 && this.direct.write(staging.subarray(0, aligned), this.flushed) ? aligned : 0;
     if (done < bytes) writeAll(this.buffered, staging.subarray(done, bytes), this.flushed + done);
     staging.copyWithin(0, bytes, this.staged);
     this.staged -= bytes;
@@ -88,12 +71,8 @@ export class PackFile {
     fs.closeSync(this.buffered);
   }
 
-  /** Whether writes (so far) go around the page cache. */
-  get isDirect(): boolean { return this.direct >= 0; }
-
   private release(): void {
-    if (this.direct >= 0) fs.closeSync(this.direct);
-    this.direct = -1;
+    this.direct.close();
     if (this.staging) spare.push(this.staging);
     this.staging = undefined;
   }
