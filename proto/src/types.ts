@@ -70,7 +70,7 @@ export enum NodeType { FILE = 0, DIR = 1, SYMLINK = 2 }
 
 export interface TreeNode {
   name: Buffer; type: NodeType; mode: number; uid: number; gid: number; size: number; mtimeSec: number; mtimeNsec: number;
-  symlinkTarget?: Buffer; content?: Buffer[]; contentSizes?: number[]; subtree?: Buffer;
+  symlinkTarget?: Buffer; content?: Buffer[]; contentSizes?: number[]; subtree?: Buffer; hardlinkId?: number;
 }
 export interface Tree { nodes: TreeNode[]; parts?: Buffer[] }
 export interface SourceRoot { path: string; root: TreeNode }

@@ -54,10 +54,10 @@ async function bulwark(run: number): Promise<Phases> {
   try {
     const state = path.join(dir, 'agent');
     await runOk(AGENT_CLI, ['enroll', '--state', state, '--gateway', gateway.url, '--token', await newToken(gateway.dir)]);
-    const node = process.execPath;
-    const initial = timed(node, [AGENT_CLI, 'backup', '--state', state, '--json', DATA]);
-    const rerun = timed(node, [AGENT_CLI, 'backup', '--state', state, '--json', DATA]);
-    const restore = timed(node, [AGENT_CLI, 'restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
+    // Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line.
+    const initial = timed(AGENT_CLI, ['backup', '--state', state, '--json', DATA]);
+    const rerun = timed(AGENT_CLI, ['backup', '--state', state, '--json', DATA]);
+    const restore = timed(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
     return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: vmHwm(gateway.proc.pid!) };
   } finally {
     await gateway.stop();

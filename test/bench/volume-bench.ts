@@ -15,8 +15,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_CLI, createSite, enrollAgent, runOk, type Site } from '../support/cluster.js';
-import { ensurePeers, freshDir, median, removeTree, settle, timed as timedCommand, warm } from './peers.js';
+import { AGENT_CLI, createSite, enrollAgent, type Site } from '../support/cluster.js';
+import { ensurePeers, freshDir, median, removeTree, timed as timedCommand, warm } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';
@@ -72,12 +72,10 @@ function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.P
   return timedCommand(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env } }).seconds;
 }
 
+/** Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line. */
 async function agent(args: string[]): Promise<{ wall: number; json: Record<string, unknown> }> {
-  settle();
-  const t = process.hrtime.bigint();
-  const { stdout } = await runOk(AGENT_CLI, args);
-  const wall = Number(process.hrtime.bigint() - t) / 1e9;
-  return { wall, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
+  const { seconds, stdout } = timedCommand(AGENT_CLI, args);
+  return { wall: seconds, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
 }
 
 interface Rep {

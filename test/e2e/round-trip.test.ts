@@ -1,12 +1,15 @@
 /**
  * Must-hold 1: a tree with empty files, large files, symlinks, odd names and
- * deep paths restores byte-identical, with modes, mtimes and symlinks.
+ * deep paths restores byte-identical, with modes, mtimes, symlinks and hard
+ * links.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_CLI, backup, createSite, enrollAgent, runOk, run, tempDir, type Site } from '../support/cluster.js';
 import { Rng, digestTree } from '../support/trees.js';
+
+const DEEP = Array.from({ length: 40 }, (_, i) => `level-${i}-${'d'.repeat(20)}`).join('/');
 
 function makeTree(root: string): void {
   const rng = new Rng(1);
@@ -21,8 +24,7 @@ function makeTree(root: string): void {
   fs.symlinkSync('/nonexistent/target', path.join(root, 'dangling'));
   fs.writeFileSync(path.join(root, 'spaces and $pecial ch@rs ✓'), 'odd\n');
   fs.writeFileSync(Buffer.concat([Buffer.from(root + '/'), Buffer.from([0x6e, 0xff, 0xfe, 0x0a, 0x61])]), 'not utf-8 and a newline in the name');
-  let deep = root;
-  for (let i = 0; i < 40; i++) deep = path.join(deep, `level-${i}-${'d'.repeat(20)}`);
+  const deep = path.join(root, DEEP);
   fs.mkdirSync(deep, { recursive: true });
   fs.writeFileSync(path.join(deep, 'bottom.txt'), 'deep\n');
   fs.mkdirSync(path.join(root, 'empty-dir'));
@@ -31,6 +33,38 @@ function makeTree(root: string): void {
   fs.chmodSync(path.join(root, 'empty-dir'), 0o750);
   fs.utimesSync(path.join(root, 'small.txt'), new Date('2001-02-03T04:05:06.789Z'), new Date('2001-02-03T04:05:06.789Z'));
   for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(root, `many-${i}.dat`), rng.bytes(rng.int(5000)));
+  // Hard links: a large file under three names in three directories, a small one (chunked in a group) under two.
+  fs.mkdirSync(path.join(root, 'links'));
+  fs.writeFileSync(path.join(root, 'links', 'original.bin'), rng.bytes(5 * 1024 * 1024 + 5));
+  fs.linkSync(path.join(root, 'links', 'original.bin'), path.join(root, 'links', 'second-name.bin'));
+  fs.linkSync(path.join(root, 'links', 'original.bin'), path.join(deep, 'third-name.bin'));
+  fs.writeFileSync(path.join(root, 'links', 'small'), 'tiny and linked\n');
+  fs.linkSync(path.join(root, 'links', 'small'), path.join(root, 'small-elsewhere'));
+}
+
+/** Bytes of the distinct regular files under root: what a backup that reads each inode once reads. */
+function distinctFileBytes(root: string): number {
+  const seen = new Set<string>();
+  let bytes = 0;
+  // Names as bytes: the tree holds one that is not UTF-8.
+  const walk = (dir: Buffer) => {
+    for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {
+      const full = Buffer.concat([dir, Buffer.from('/'), name]);
+      const st = fs.lstatSync(full);
+      if (st.isDirectory()) { walk(full); continue; }
+      if (!st.isFile()) continue;
+      if (seen.has(`${st.dev}:${st.ino}`)) continue;
+      seen.add(`${st.dev}:${st.ino}`);
+      bytes += st.size;
+    }
+  };
+  walk(Buffer.from(root));
+  return bytes;
+}
+
+function inodeOf(file: string): { ino: number; nlink: number } {
+  const st = fs.statSync(file);
+  return { ino: st.ino, nlink: st.nlink };
 }
 
 describe('round trip', () => {
@@ -50,11 +84,24 @@ describe('round trip', () => {
     const result = await backup(state, [source]);
     expect(result.point).toMatch(/^[0-9a-f]{32}$/);
     expect(result.bytesRead).toBeGreaterThan(15 * 1024 * 1024);
+    // Each hard-linked file is read once.
+    expect(result.bytesRead).toBe(distinctFileBytes(source));
     const target = path.join(work, 'restored');
     const restored = await runOk(AGENT_CLI, ['restore', '--state', state, result.point, '--to', target, '--json']);
     expect(JSON.parse(restored.stdout).verified).toBe(true);
     expect(digestTree(path.join(target, 'source'))).toEqual(digestTree(source));
+    expectLinksKept(path.join(target, 'source'));
   });
+
+  function expectLinksKept(restored: string): void {
+    const original = inodeOf(path.join(restored, 'links', 'original.bin'));
+    expect(original.nlink).toBe(3);
+    expect(inodeOf(path.join(restored, 'links', 'second-name.bin'))).toEqual(original);
+    expect(inodeOf(path.join(restored, DEEP, 'third-name.bin'))).toEqual(original);
+    const small = inodeOf(path.join(restored, 'links', 'small'));
+    expect(small.nlink).toBe(2);
+    expect(inodeOf(path.join(restored, 'small-elsewhere'))).toEqual(small);
+  }
 
   it('skips unchanged files on the next run and sends almost nothing', async () => {
     const again = await backup(state, [source]);
@@ -67,6 +114,7 @@ describe('round trip', () => {
     const target = path.join(work, 'restored-2');
     await runOk(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', target]);
     expect(digestTree(path.join(target, 'source'))).toEqual(digestTree(source));
+    expectLinksKept(path.join(target, 'source'));
   });
 
   it('refuses to restore over existing files', async () => {

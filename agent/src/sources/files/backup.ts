@@ -22,7 +22,23 @@ const GROUPED_FILE_BYTES = 256 * 1024;
 const GROUP_FILES = 64;
 const GROUP_BYTES = 4 * 1024 * 1024;
 
-interface PendingFile { index: number; full: Buffer; name: Buffer; st: fs.BigIntStats }
+interface PendingFile { index: number; full: Buffer; name: Buffer; st: fs.BigIntStats; inode?: SharedInode }
+
+/**
+ * A file with more than one hard link, met in this backup: its first path is
+ * chunked, the others take its content when that is done, so the data is read
+ * once, and restore makes them links again.
+ */
+class SharedInode {
+  /** The first path's node; undefined if it could not be read (the next path then reads the file itself). */
+  readonly node: Promise<TreeNode | undefined>;
+  settle!: (node: TreeNode | undefined) => void;
+  fail!: (err: Error) => void;
+  constructor(readonly id: number) {
+    this.node = new Promise((resolve, reject) => { this.settle = resolve; this.fail = reject; });
+    this.node.catch(() => undefined);
+  }
+}
 
 export interface WalkStats { files: number; dirs: number; symlinks: number; skipped: number; bytesRead: number; logicalBytes: number; unchangedFiles: number; warnings: string[] }
 
@@ -53,6 +69,7 @@ export interface FileTreeOptions {
 export async function backupFileTrees(paths: string[], options: FileTreeOptions): Promise<FileTreeBackup> {
   const stats: WalkStats = { files: 0, dirs: 0, symlinks: 0, skipped: 0, bytesRead: 0, logicalBytes: 0, unchangedFiles: 0, warnings: [] };
   const refs = new Set<string>();
+  const inodes = new Map<string, SharedInode>();
   const limit = new Semaphore(JOBS_IN_FLIGHT);
   let failure: Error | undefined;
   const { keys, pool, uploader, cache } = options;
@@ -90,11 +107,12 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
     };
   }
 
-  function fileNodeFrom(name: Buffer, st: fs.BigIntStats, key: string, content: Buffer[], sizes: number[], size: number): TreeNode {
+  function fileNodeFrom(name: Buffer, st: fs.BigIntStats, key: string, content: Buffer[], sizes: number[], size: number, inode?: SharedInode): TreeNode {
     const node = baseNode(name, st, NodeType.FILE);
     node.content = content;
     node.contentSizes = sizes;
     node.size = size;
+    if (inode) node.hardlinkId = inode.id;
     cache.remember(key, st, size, content, sizes);
     for (const id of content) addRef(id);
     stats.files++;
@@ -108,23 +126,42 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
    */
   async function chunkGroup(group: PendingFile[], nodes: (TreeNode | undefined)[]): Promise<void> {
     try {
-      const results = await pool.chunkFiles(group.map((f) => f.full), async (blobs, plainBytes) => {
-        stats.bytesRead += plainBytes;
-        await uploader.add(blobs);
-      });
-      results.forEach((result, k) => {
-        const f = group[k];
-        if (result.error) {
-          if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP'].includes(result.error.code ?? '')) throw result.error;
-          warn(`${f.full.toString()}: ${result.error.message} (skipped)`);
-          return;
-        }
-        nodes[f.index] = fileNodeFrom(f.name, f.st, f.full.toString('latin1'), result.ids, result.sizes, result.size);
-      });
-      options.onProgress?.(stats);
+      await chunkAndFill(group, nodes);
+    } catch (err) {
+      for (const f of group) f.inode?.fail(err as Error);
+      throw err;
     } finally {
       limit.give();
     }
+  }
+
+  async function chunkAndFill(group: PendingFile[], nodes: (TreeNode | undefined)[]): Promise<void> {
+    const results = await pool.chunkFiles(group.map((f) => f.full), async (blobs, plainBytes) => {
+      stats.bytesRead += plainBytes;
+      await uploader.add(blobs);
+    });
+    results.forEach((result, k) => {
+      const f = group[k];
+      if (result.error) {
+        if (!['ENOENT', 'EACCES', 'EPERM', 'ELOOP'].includes(result.error.code ?? '')) throw result.error;
+        warn(`${f.full.toString()}: ${result.error.message} (skipped)`);
+        f.inode?.settle(undefined);
+        return;
+      }
+      nodes[f.index] = fileNodeFrom(f.name, f.st, f.full.toString('latin1'), result.ids, result.sizes, result.size, f.inode);
+      f.inode?.settle(nodes[f.index]);
+    });
+    options.onProgress?.(stats);
+  }
+
+  /** Another path of an inode met before: its node, once the first path's content is known. */
+  async function linkTo(first: SharedInode, file: PendingFile, nodes: (TreeNode | undefined)[]): Promise<void> {
+    const content = await first.node;
+    if (!content) {
+      await limit.take();
+      return chunkGroup([{ ...file, inode: undefined }], nodes);
+    }
+    nodes[file.index] = fileNodeFrom(file.name, file.st, file.full.toString('latin1'), content.content!, content.contentSizes!, content.size, first);
   }
 
   /**
@@ -171,17 +208,27 @@ export async function backupFileTrees(paths: string[], options: FileTreeOptions)
         continue;
       }
       if (childSt.isFile()) {
+        const file: PendingFile = { index, full: child, name: childName, st: childSt };
+        let linkedTo: SharedInode | undefined;
+        if (childSt.nlink > 1n) {
+          const inodeKey = `${childSt.dev}:${childSt.ino}`;
+          linkedTo = inodes.get(inodeKey);
+          if (!linkedTo) inodes.set(inodeKey, (file.inode = new SharedInode(inodes.size + 1)));
+        }
         const key = child.toString('latin1');
         const cached = options.useCache ? cache.lookup(key, childSt) : undefined;
         if (cached) {
           stats.unchangedFiles++;
-          nodes[index] = fileNodeFrom(childName, childSt, key, cached.ids, cached.sizes, cached.size);
+          nodes[index] = fileNodeFrom(childName, childSt, key, cached.ids, cached.sizes, cached.size, linkedTo ?? file.inode);
+          file.inode?.settle(nodes[index]);
+        } else if (linkedTo) {
+          track(linkTo(linkedTo, file, nodes));
         } else if (childSt.size <= GROUPED_FILE_BYTES) {
-          group.push({ index, full: child, name: childName, st: childSt });
+          group.push(file);
           groupBytes += Number(childSt.size);
           if (group.length >= GROUP_FILES || groupBytes >= GROUP_BYTES) await flushGroup();
         } else {
-          await launch([{ index, full: child, name: childName, st: childSt }]);
+          await launch([file]);
         }
       } else if (childSt.isDirectory()) {
         try {
