@@ -52,24 +52,51 @@ const BLOB_ENVELOPE = lengthDelimited(2);
  * protobufjs (codec.test.ts checks it).
  */
 function encodeBlobDataFrame(body: BlobData): Buffer {
-  const blobSize = (b: { id: Buffer; envelope: Buffer }) => 2 + varintBytes(b.id.length) + b.id.length + varintBytes(b.envelope.length) + b.envelope.length;
-  let inner = body.requestId ? 1 + varintBytes(body.requestId) : 0;
-  for (const b of body.blobs) { const n = blobSize(b); inner += 1 + varintBytes(n) + n; }
-  const out = Buffer.allocUnsafe(1 + varintBytes(inner) + inner);
-  out[0] = FRAME_BLOB_DATA;
-  let at = writeVarint(out, 1, inner);
-  if (body.requestId) { out[at++] = BLOB_DATA_REQUEST_ID; at = writeVarint(out, at, body.requestId); }
-  for (const b of body.blobs) {
-    out[at++] = BLOB_DATA_BLOB;
-    at = writeVarint(out, at, blobSize(b));
-    out[at++] = BLOB_ID;
-    at = writeVarint(out, at, b.id.length);
-    at += b.id.copy(out, at);
-    out[at++] = BLOB_ENVELOPE;
-    at = writeVarint(out, at, b.envelope.length);
-    at += b.envelope.copy(out, at);
-  }
+  const ids = body.blobs.map((b) => b.id);
+  const lengths = body.blobs.map((b) => b.envelope.length);
+  const out = Buffer.allocUnsafe(blobDataFrameBytes(body.requestId ?? 0, ids, lengths));
+  const at = writeBlobDataFrame(out, body.requestId ?? 0, ids, lengths);
+  body.blobs.forEach((b, i) => b.envelope.copy(out, at[i]));
   return out;
+}
+
+const blobBytes = (id: Buffer, length: number) => 2 + varintBytes(id.length) + id.length + varintBytes(length) + length;
+
+function blobDataBytes(requestId: number, ids: Buffer[], lengths: number[]): number {
+  let inner = requestId ? 1 + varintBytes(requestId) : 0;
+  ids.forEach((id, i) => { const n = blobBytes(id, lengths[i]); inner += 1 + varintBytes(n) + n; });
+  return inner;
+}
+
+/** Size of a Frame{blob_data} carrying envelopes of these lengths. */
+export function blobDataFrameBytes(requestId: number, ids: Buffer[], lengths: number[]): number {
+  const inner = blobDataBytes(requestId, ids, lengths);
+  return 1 + varintBytes(inner) + inner;
+}
+
+/**
+ * Writes a Frame{blob_data} into `out` (exactly blobDataFrameBytes long) except
+ * the envelopes' bytes, and returns where each envelope goes: the gateway
+ * reads them from its packs straight into place.
+ */
+export function writeBlobDataFrame(out: Buffer, requestId: number, ids: Buffer[], lengths: number[]): number[] {
+  const offsets: number[] = [];
+  out[0] = FRAME_BLOB_DATA;
+  let at = writeVarint(out, 1, blobDataBytes(requestId, ids, lengths));
+  if (requestId) { out[at++] = BLOB_DATA_REQUEST_ID; at = writeVarint(out, at, requestId); }
+  ids.forEach((id, i) => {
+    out[at++] = BLOB_DATA_BLOB;
+    at = writeVarint(out, at, blobBytes(id, lengths[i]));
+    out[at++] = BLOB_ID;
+    at = writeVarint(out, at, id.length);
+    at += id.copy(out, at);
+    out[at++] = BLOB_ENVELOPE;
+    at = writeVarint(out, at, lengths[i]);
+    offsets.push(at);
+    at += lengths[i];
+  });
+  if (at !== out.length) throw new Error(`blob frame layout is ${at} bytes, its buffer ${out.length}`);
+  return offsets;
 }
 
 export function decodeFrame(data: Buffer): Frame {

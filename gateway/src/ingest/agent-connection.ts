@@ -18,7 +18,7 @@ import type { Site } from '../site/site.js';
 import { FrameSender, PeerError } from './wire.js';
 import { PackSink } from './pack-sink.js';
 import type { StoreGuard } from '../guard/store-guard.js';
-import { readLocated } from './blob-reader.js';
+import { FramePool, readBlobFrames } from './blob-reader.js';
 import type { Log } from '../log/log.js';
 import type { WormServices } from '../retention/services.js';
 
@@ -40,6 +40,8 @@ export class AgentConnection {
   private deferredCredit = 0;
   /** Other agents whose points this connection may read (restore password proven). */
   private readonly grants = new Set<string>();
+  /** Restore frames, reused once written: the sender's high-water mark keeps about four in flight. */
+  private readonly frames = new FramePool(READ_FRAME_BYTES + 64, 6);
 
   constructor(private readonly ws: WebSocket, readonly agentId: string, private readonly ctx: GatewayContext) {
     this.sender = new FrameSender(ws);
@@ -211,18 +213,9 @@ export class AgentConnection {
     const wanted = blobIds.map((id, index) => ({ index, location: found.get(id.toString('hex')) }));
     wanted.forEach((w) => { if (!w.location) missing.push(w.index); });
     const located = wanted.filter((w) => w.location).sort((a, b) => a.location!.pack_seq - b.location!.pack_seq || a.location!.offset - b.location!.offset);
-    let batch: { id: Buffer; envelope: Buffer }[] = [];
-    let batchBytes = 0;
-    for await (const { id, envelope } of readLocated(this.ctx.store, located.map((w) => w.location!))) {
-      batch.push({ id, envelope });
-      batchBytes += envelope.length + 40;
-      if (batchBytes >= READ_FRAME_BYTES) {
-        await this.sender.send({ blobData: { requestId, blobs: batch } });
-        batch = [];
-        batchBytes = 0;
-      }
+    for await (const frame of readBlobFrames(this.ctx.store, requestId, located.map((w) => w.location!), READ_FRAME_BYTES, this.frames)) {
+      await this.sender.sendEncoded(frame, () => this.frames.give(frame));
     }
-    if (batch.length > 0) await this.sender.send({ blobData: { requestId, blobs: batch } });
     await this.sender.send({ readDone: { requestId, missing } });
   }
 

@@ -17,9 +17,14 @@ export class FrameSender {
   constructor(private readonly ws: WebSocket) {}
 
   /** Resolves once the socket's buffer has room again; never buffers without bound. */
-  async send(frame: Frame): Promise<void> {
-    if (this.ws.readyState !== this.ws.OPEN) throw new Error('connection closed');
-    this.ws.send(encodeFrame(frame));
+  send(frame: Frame): Promise<void> {
+    return this.sendEncoded(encodeFrame(frame));
+  }
+
+  /** An encoded frame; `written` runs once the socket no longer needs its bytes (also when it failed). */
+  async sendEncoded(bytes: Buffer, written?: () => void): Promise<void> {
+    if (this.ws.readyState !== this.ws.OPEN) { written?.(); throw new Error('connection closed'); }
+    this.ws.send(bytes, written && (() => written()));
     while (this.ws.bufferedAmount > HIGH_WATER_BYTES && this.ws.readyState === this.ws.OPEN) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }

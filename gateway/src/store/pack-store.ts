@@ -35,7 +35,8 @@ export interface IncomingBlob { id: Buffer; envelope: Buffer }
 
 export interface BlobStore {
   openPack(agentId: string, retention?: PackRetention): PackWriter;
-  readBlob(packHash: Buffer, offset: number, length: number): Promise<Buffer>;
+  /** Fill `buffers`, in order, from the pack's bytes starting at `offset` (one read). */
+  readInto(packHash: Buffer, offset: number, buffers: Buffer[]): Promise<void>;
   packPath(packHash: Buffer): string;
   listSealedPacks(): Promise<Buffer[]>;
   readFooter(packHash: Buffer): Promise<PackFooter>;
@@ -199,7 +200,7 @@ export class PackStore implements BlobStore {
     }
   }
 
-  async readBlob(packHash: Buffer, offset: number, length: number): Promise<Buffer> {
+  async readInto(packHash: Buffer, offset: number, buffers: Buffer[]): Promise<void> {
     const key = packHash.toString('hex');
     let handle = this.readFds.get(key);
     if (!handle) {
@@ -208,10 +209,9 @@ export class PackStore implements BlobStore {
       handle.catch(() => this.readFds.delete(key));
       this.readFds.set(key, handle);
     }
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await (await handle).read(buffer, 0, length, offset);
-    if (bytesRead !== length) throw new Error(`pack ${key} is shorter than its index says (blob at ${offset})`);
-    return buffer;
+    const length = buffers.reduce((n, b) => n + b.length, 0);
+    const { bytesRead } = await (await handle).readv(buffers, offset);
+    if (bytesRead !== length) throw new Error(`pack ${key} is shorter than its index says (blobs at ${offset})`);
   }
 
   closeReaders(): void {
