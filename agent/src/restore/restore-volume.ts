@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { bar, formatBytes, ProgressLine, type Manifest, type VolumeMap } from '@bulwark/proto';
-import { loadVerifiedPoint, readBlobs, resolvePoint, RestoreError, type PointAccess } from './restore.js';
+import { loadVerifiedPoint, readBlobBatches, resolvePoint, RestoreError, type PointAccess } from './restore.js';
 import { connectAgent } from '../jobs/connect.js';
 import type { AgentState } from '../state/state.js';
 import type { GatewayLink } from '../transport/link.js';
@@ -106,15 +106,23 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
     const indexOf = new Map<string, number>();
     blobs.forEach((id, i) => indexOf.set(id.toString('hex'), i));
     let next = 0;
-    const sendBlob = (id: Buffer, envelope: Buffer) => {
-      const b = indexOf.get(id.toString('hex'));
-      if (b === undefined) return;
-      const list = plan.get(b) ?? [];
-      const targets = new Float64Array(list.length * 3);
-      list.forEach((t, i) => { targets[i * 3] = t.imageOffset; targets[i * 3 + 1] = t.blobOffset; targets[i * 3 + 2] = t.length; });
-      const own = new Uint8Array(envelope);
-      buffered += own.length;
-      workers[next++ % threads].postMessage({ type: 'blob', id: new Uint8Array(id), envelope: own, targets } satisfies ToVolumeWriter, [own.buffer, targets.buffer]);
+    /** One message per frame: the frame itself, moved to the worker when it may be, or copies of its envelopes. */
+    const sendFrame = (received: { id: Buffer; envelope: Buffer }[], frame?: ArrayBuffer) => {
+      const items: { id: Uint8Array; envelope: Uint8Array; targets: Float64Array }[] = [];
+      let bytes = 0;
+      for (const { id, envelope } of received) {
+        const b = indexOf.get(id.toString('hex'));
+        if (b === undefined) continue;
+        const list = plan.get(b) ?? [];
+        const targets = new Float64Array(list.length * 3);
+        list.forEach((t, i) => { targets[i * 3] = t.imageOffset; targets[i * 3 + 1] = t.blobOffset; targets[i * 3 + 2] = t.length; });
+        items.push(frame ? { id, envelope, targets } : { id: new Uint8Array(id), envelope: new Uint8Array(envelope), targets });
+        bytes += envelope.length;
+      }
+      if (items.length === 0) return;
+      buffered += bytes;
+      const transfer = frame ? [frame] : items.map((item) => item.envelope.buffer as ArrayBuffer);
+      workers[next++ % threads].postMessage({ type: 'blobs', blobs: items } satisfies ToVolumeWriter, transfer);
     };
     const used = blobs.filter((_, i) => plan.has(i));
     const groups: Buffer[][] = [];
@@ -124,7 +132,7 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
       while (g < groups.length) {
         const group = groups[g++];
         await waitFor(() => buffered < BUFFERED_LIMIT);
-        await readBlobs(link, access.agentId, group, sendBlob);
+        await readBlobBatches(link, access.agentId, group, sendFrame);
       }
     };
     await Promise.all([lane(), lane(), lane()]);

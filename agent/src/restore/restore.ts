@@ -60,11 +60,6 @@ export async function resolvePoint(link: GatewayLink, agentId: string, given: st
   return matches[0];
 }
 
-/** Read blobs by id; calls `onBlob` for each as it arrives. */
-export function readBlobs(link: GatewayLink, agentId: string, ids: Buffer[], onBlob: (id: Buffer, envelope: Buffer) => void): Promise<void> {
-  return readBlobBatches(link, agentId, ids, (blobs) => { for (const b of blobs) onBlob(b.id, b.envelope); });
-}
-
 export interface ReadPacing {
   /** May delay the next read request (back-pressure from whoever consumes the blobs). */
   beforeRequest?: () => Promise<void>;
@@ -72,8 +67,12 @@ export interface ReadPacing {
   plainSizes?: number[];
 }
 
-/** Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive. */
-export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[]) => void, pacing: ReadPacing = {}): Promise<void> {
+/**
+ * Read blobs by id; calls `onBlobs` with each frame's blobs as they arrive,
+ * and the frame's memory if the consumer may take it over (transfer it to a
+ * worker): the envelopes are views into it.
+ */
+export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[], frame?: ArrayBuffer) => void, pacing: ReadPacing = {}): Promise<void> {
   const { beforeRequest, plainSizes } = pacing;
   const batches: Buffer[][] = [];
   let current: Buffer[] = [];
@@ -86,9 +85,9 @@ export async function readBlobBatches(link: GatewayLink, agentId: string, ids: B
   });
   if (current.length > 0) batches.push(current);
   const own = new Set<number>();
-  const listener = (data: BlobData) => {
+  const listener = (data: BlobData, frame?: ArrayBuffer) => {
     if (data.requestId === undefined || !own.has(data.requestId)) return;
-    onBlobs(data.blobs ?? []);
+    onBlobs(data.blobs ?? [], frame);
   };
   link.on('blobData', listener);
   try {

@@ -19,8 +19,8 @@ export interface VolumeWriterInit {
 }
 export type ToVolumeWriter =
   | VolumeWriterInit
-  /** targets: [imageOffset, blobOffset, length, …] */
-  | { type: 'blob'; id: Uint8Array; envelope: Uint8Array; targets: Float64Array }
+  /** One frame's blobs (views into one transferred buffer, or copies); targets: [imageOffset, blobOffset, length, …] */
+  | { type: 'blobs'; blobs: { id: Uint8Array; envelope: Uint8Array; targets: Float64Array }[] }
   /** Write zeros over [offset, offset+length) (targets that were not empty). */
   | { type: 'zero'; offset: number; length: number }
   | { type: 'sync' };
@@ -43,6 +43,21 @@ function writeRange(data: Buffer, imageOffset: number): void {
   for (let at = 0, block = imageOffset / bs; at < data.length; at += bs, block++) hashes[block] = blockHash(data.subarray(at, Math.min(at + bs, data.length)), keys.hashSecret);
 }
 
+/** Opens one envelope and writes its ranges; returns the bytes written. */
+function writeBlob(idBytes: Uint8Array, envelopeBytes: Uint8Array, t: Float64Array): number {
+  const id = Buffer.from(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength);
+  const plain = openBlobTransient(keys.data, keys.blobId, id, Buffer.from(envelopeBytes.buffer, envelopeBytes.byteOffset, envelopeBytes.byteLength));
+  let bytes = 0;
+  for (let i = 0; i < t.length; i += 3) {
+    const [imageOffset, blobOffset, length] = [t[i], t[i + 1], t[i + 2]];
+    if (blobOffset + length > plain.length) throw new Error(`blob ${id.toString('hex')} holds ${plain.length} bytes; the map wants ${length} from ${blobOffset}`);
+    if (imageOffset % init.blockSize !== 0) throw new Error(`the map puts blob ${id.toString('hex')} at ${imageOffset}, not on a block boundary`);
+    writeRange(plain.subarray(blobOffset, blobOffset + length), imageOffset);
+    bytes += length;
+  }
+  return bytes;
+}
+
 port.on('message', (message: ToVolumeWriter) => {
   try {
     if (message.type === 'init') {
@@ -62,18 +77,13 @@ port.on('message', (message: ToVolumeWriter) => {
       port.postMessage({ type: 'written', bytes: message.length, envelopeBytes: 0 } satisfies FromVolumeWriter);
       return;
     }
-    const envelope = Buffer.from(message.envelope.buffer, message.envelope.byteOffset, message.envelope.byteLength);
-    const plain = openBlobTransient(keys.data, keys.blobId, Buffer.from(message.id), envelope);
     let bytes = 0;
-    const t = message.targets;
-    for (let i = 0; i < t.length; i += 3) {
-      const [imageOffset, blobOffset, length] = [t[i], t[i + 1], t[i + 2]];
-      if (blobOffset + length > plain.length) throw new Error(`blob ${Buffer.from(message.id).toString('hex')} holds ${plain.length} bytes; the map wants ${length} from ${blobOffset}`);
-      if (imageOffset % init.blockSize !== 0) throw new Error(`the map puts blob ${Buffer.from(message.id).toString('hex')} at ${imageOffset}, not on a block boundary`);
-      writeRange(plain.subarray(blobOffset, blobOffset + length), imageOffset);
-      bytes += length;
+    let envelopeBytes = 0;
+    for (const blob of message.blobs) {
+      bytes += writeBlob(blob.id, blob.envelope, blob.targets);
+      envelopeBytes += blob.envelope.length;
     }
-    port.postMessage({ type: 'written', bytes, envelopeBytes: envelope.length } satisfies FromVolumeWriter);
+    port.postMessage({ type: 'written', bytes, envelopeBytes } satisfies FromVolumeWriter);
   } catch (err) {
     port.postMessage({ type: 'failed', message: (err as Error).message } satisfies FromVolumeWriter);
   }

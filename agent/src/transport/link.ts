@@ -96,7 +96,8 @@ export class GatewayLink extends EventEmitter {
       return;
     }
     if (frame.credit) { this.emit('credit', frame.credit.bytes); return; }
-    if (frame.blobData) { this.emit('blobData', frame.blobData); return; }
+    // The frame's own memory, when the message has it to itself: its blobs' envelopes are views into it, and a consumer may take it over.
+    if (frame.blobData) { this.emit('blobData', frame.blobData, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data.buffer : undefined); return; }
     if (frame.helloOk) { this.settle(0, frame); return; }
     if (body?.requestId !== undefined || kind === 'sessionOpened') { this.settle(body?.requestId ?? 0, frame); return; }
     this.settle(0, frame);
