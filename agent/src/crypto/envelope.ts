@@ -4,11 +4,10 @@
  * envelope is zstd (when it pays) then XChaCha20-Poly1305 with the id as
  * associated data, so a blob cannot be passed off under another id.
  */
-import sodium from 'sodium-native';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { sodium } from '../native/sodium.js';
+import { Blake3Hasher } from '../native/blake3.js';
 import { ScratchBuffer } from '../buffers/scratch-buffer.js';
-// The low-level binding is CommonJS whose exports Node cannot name statically.
-import zstdBinding from 'zstd-napi/binding.js';
+import { zstdBinding } from '../native/zstd.js';
 
 const { CCtx, DCtx, compressBound, getFrameContentSize } = zstdBinding;
 

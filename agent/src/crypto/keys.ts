@@ -4,7 +4,7 @@
  * boundaries (DESIGN.md §3). Deriving everything from one key means the
  * restore password, which recovers the master key, recovers all of them.
  */
-import sodium from 'sodium-native';
+import { sodium } from '../native/sodium.js';
 
 export interface AgentKeys {
   master: Buffer;

@@ -5,7 +5,7 @@
  * extents. Unchanged ranges keep pointing at earlier points' blobs, so every
  * point restores on its own and no point depends on another's manifest.
  */
-import { blake3 } from '@napi-rs/blake-hash';
+import { blake3 } from '../../native/blake3.js';
 import type { Extent, VolumeMap } from '@bulwark/proto';
 
 export const BLOCK_SIZE = 4096;

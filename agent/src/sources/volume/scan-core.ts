@@ -9,7 +9,7 @@
  * never stored.
  */
 import fs from 'node:fs';
-import { xxh3 } from '@node-rs/xxhash';
+import { xxh3 } from '../../native/xxhash.js';
 import { blobId, envelopeBound, sealBlobInto } from '../../crypto/envelope.js';
 import { GROUP_BLOCKS } from './extents.js';
 import { ScratchBuffer } from '../../buffers/scratch-buffer.js';

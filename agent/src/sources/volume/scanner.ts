@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { Blake3Hasher } from '../../native/blake3.js';
 import type { AgentKeys } from '../../crypto/keys.js';
 import { runScan, type FromVolumeWorker, type ScanJob, type ToVolumeWorker } from './scan-core.js';
 

@@ -1,0 +1,3 @@
+import { loadAddon } from './load.js';
+
+export const sodium: typeof import('sodium-native') = loadAddon('sodium-native');
