@@ -20,6 +20,7 @@ import { deriveKeys, verifyDetached, type AgentKeys } from '../crypto/keys.js';
 import type { GatewayLink } from '../transport/link.js';
 import type { AgentState } from '../state/state.js';
 import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } from './write-worker.js';
+import { restoreHardLink, splitHardLinks, type PlannedFile } from './hard-links.js';
 
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
@@ -313,41 +314,3 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   }
   return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, hardlinks: links.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
 }
-
-interface PlannedFile { path: Buffer; node: TreeNode }
-interface PlannedLink { path: Buffer; node: TreeNode; to: Buffer }
-
-/** Per hard-link group the first path is written; the others become links to it once it is. */
-function splitHardLinks(files: PlannedFile[]): { written: PlannedFile[]; links: PlannedLink[] } {
-  const first = new Map<number, Buffer>();
-  const written: PlannedFile[] = [];
-  const links: PlannedLink[] = [];
-  for (const f of files) {
-    const id = f.node.hardlinkId ?? 0;
-    const to = id ? first.get(id) : undefined;
-    if (to) { links.push({ ...f, to }); continue; }
-    if (id) first.set(id, f.path);
-    written.push(f);
-  }
-  return { written, links };
-}
-
-/**
- * A filesystem that cannot link these paths (another mount under the
- * target, FAT, a link-count limit) gets a copy of the written file: the data
- * is restored either way, and only the sharing is lost.
- */
-async function restoreHardLink(link: PlannedLink, chown: boolean): Promise<void> {
-  try {
-    await fsp.link(link.to, link.path);
-    return;
-  } catch (err) {
-    if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-  }
-  await fsp.copyFile(link.to, link.path, fs.constants.COPYFILE_EXCL);
-  if (chown) await fsp.chown(link.path, link.node.uid, link.node.gid);
-  await fsp.chmod(link.path, link.node.mode);
-  const mtime = link.node.mtimeSec + link.node.mtimeNsec / 1e9;
-  await fsp.utimes(link.path, mtime, mtime);
-}
-
