@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { TreeNode } from '@bulwark/proto';
+import { applyMetadata } from './metadata.js';
 
 export interface PlannedFile { path: Buffer; node: TreeNode }
 export interface PlannedLink { path: Buffer; node: TreeNode; to: Buffer }
@@ -37,9 +38,6 @@ export async function restoreHardLink(link: PlannedLink, chown: boolean): Promis
     if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
   }
   await fsp.copyFile(link.to, link.path, fs.constants.COPYFILE_EXCL);
-  if (chown) await fsp.chown(link.path, link.node.uid, link.node.gid);
-  await fsp.chmod(link.path, link.node.mode);
-  const mtime = link.node.mtimeSec + link.node.mtimeNsec / 1e9;
-  await fsp.utimes(link.path, mtime, mtime);
+  await applyMetadata(link.path, link.node, chown);
 }
 

@@ -21,6 +21,7 @@ import type { GatewayLink } from '../transport/link.js';
 import type { AgentState } from '../state/state.js';
 import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } from './write-worker.js';
 import { restoreHardLink, splitHardLinks, type PlannedFile } from './hard-links.js';
+import { applyMetadata } from './metadata.js';
 
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
@@ -306,11 +307,6 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
 
   for (const link of links) await restoreHardLink(link, chown);
   dirs.sort((a, b) => b.depth - a.depth);
-  for (const dir of dirs) {
-    if (chown) await fsp.chown(dir.path, dir.node.uid, dir.node.gid);
-    await fsp.chmod(dir.path, dir.node.mode);
-    const mtime = dir.node.mtimeSec + dir.node.mtimeNsec / 1e9;
-    await fsp.utimes(dir.path, mtime, mtime);
-  }
+  for (const dir of dirs) await applyMetadata(dir.path, dir.node, chown);
   return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, hardlinks: links.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
 }

@@ -41,7 +41,7 @@ export class AgentConnection {
   /** Other agents whose points this connection may read (restore password proven). */
   private readonly grants = new Set<string>();
   /** Restore frames, reused once written: the sender's high-water mark keeps about four in flight. */
-  private readonly frames = new FramePool(READ_FRAME_BYTES + 64, 6);
+  private readonly frames = new FramePool(READ_FRAME_BYTES, 6);
 
   constructor(private readonly ws: WebSocket, readonly agentId: string, private readonly ctx: GatewayContext) {
     this.sender = new FrameSender(ws);

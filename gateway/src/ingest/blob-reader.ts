@@ -14,6 +14,9 @@ const MAX_SPAN_BYTES = 4 * 1024 * 1024;
 const MAX_GAP_BYTES = 64 * 1024;
 /** Pieces of one read stay under the kernel's IOV_MAX (1024) with room for the gaps. */
 const MAX_SPAN_BLOBS = 500;
+/** Upper bounds of a blob frame's framing: its tag, length and request id; each blob's tags, lengths and 32-byte id. */
+const FRAME_HEAD_BYTES = 12;
+const BLOB_FRAMING_BYTES = 48;
 
 /** Where the unwanted bytes between blobs of a span go; never read, so sharing it is harmless. */
 const gapScratch = Buffer.allocUnsafeSlow(MAX_GAP_BYTES);
@@ -29,8 +32,8 @@ export interface FrameBuffers { take(bytes: number): Buffer; give(frame: Buffer)
 export async function* readBlobFrames(store: BlobStore, requestId: number, located: BlobLocation[], frameBytes: number, buffers: FrameBuffers): AsyncGenerator<Buffer> {
   for (let i = 0; i < located.length;) {
     let j = i;
-    let bytes = 0;
-    while (j < located.length && (j === i || bytes + located[j].length + 48 <= frameBytes)) bytes += located[j++].length + 48;
+    let bytes = FRAME_HEAD_BYTES;
+    while (j < located.length && (j === i || bytes + located[j].length + BLOB_FRAMING_BYTES <= frameBytes)) bytes += located[j++].length + BLOB_FRAMING_BYTES;
     const blobs = located.slice(i, j);
     const ids = blobs.map((b) => b.id);
     const lengths = blobs.map((b) => b.length);

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { storageCodec, type VolumeMap } from '@bulwark/proto';
+import { writeAll } from '@bulwark/proto/direct-io';
 import { GROUP_BLOCKS } from './extents.js';
 
 const MAGIC = Buffer.from('BWVOLST1', 'latin1');
@@ -85,16 +86,13 @@ export function saveVolumeMemory(file: string, memory: VolumeMemory, encodedMap 
   head.writeUInt32LE(json.length, 8);
   const hashes = Buffer.from(memory.hashes.buffer, memory.hashes.byteOffset, memory.hashes.byteLength);
   const groups = Buffer.from(memory.groups.buffer, memory.groups.byteOffset, memory.groups.byteLength);
-  const map = encodedMap;
-  const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(map).digest();
+  const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(encodedMap).digest();
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);
   try {
-    for (const part of [head, json, hashes, groups, map, digest]) {
-      let done = 0;
-      while (done < part.length) done += fs.writeSync(fd, part, done, part.length - done);
-    }
+    let at = 0;
+    for (const part of [head, json, hashes, groups, encodedMap, digest]) { writeAll(fd, part, at); at += part.length; }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
