@@ -2,7 +2,7 @@
 # Installs the Debian packages the guard build and its qemu test need, but
 # only when something is missing: a warm machine pays one dpkg query.
 set -eu
-PKGS="qemu-system-x86 busybox-static clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool cpio e2fsprogs xz-utils gcc make"
+PKGS="qemu-system-x86 busybox-static clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool cpio e2fsprogs xz-utils gcc make lvm2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -15,10 +15,10 @@ mkdir -p "$R/bin" "$R/sbin" "$R/usr/bin" "$R/usr/sbin" "$R/lib/modules" "$R/lib6
 
 cp /bin/busybox "$R/bin/busybox"
 
-# The kernel's modules for a virtio disk and ext4, in load order.
+# The kernel's modules for a virtio disk, ext4 and LVM snapshots, in load order.
 rel=$(cat "$B/kernel/release")
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
-	virtio_blk crc16 mbcache jbd2 crc32c_generic ext4; do
+	virtio_blk crc16 mbcache jbd2 crc32c_generic ext4 dm-mod dm-bufio dm-snapshot; do
 	f=$(find "$B/kernel/root/lib/modules/$rel" -name "$m.ko*" | head -n1)
 	[ -n "$f" ] || { echo "kernel-guard: module $m not in the kernel package" >&2; exit 1; }
 	cp "$f" "$R/lib/modules/"
@@ -43,6 +43,14 @@ cp "$B/kg-attack" "$R/usr/bin/kg-attack"
 copy_bin "$(command -v chattr)" /usr/bin/chattr
 copy_bin "$(command -v lsattr)" /usr/bin/lsattr
 copy_bin "$(command -v bpftool)" /usr/sbin/bpftool
+# LVM without udev (the guest has none): lvm makes the /dev/mapper nodes itself
+copy_bin "$(command -v lvm)" /usr/sbin/lvm
+mkdir -p "$R/etc/lvm"
+cat > "$R/etc/lvm/lvm.conf" <<'EOF'
+devices { obtain_device_list_from_udev = 0 }
+activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
+backup { backup = 0 archive = 0 }
+EOF
 if [ -f "$B/gateway" ]; then
 	copy_bin "$B/gateway" /opt/bulwark/gateway
 	# hashed here, as an installer would: hashing 99 MB under TCG takes ~5-15 s

@@ -5,7 +5,7 @@
  * by the PASS/FAIL lines on the serial console (qemu exits 0 whatever the
  * guest did). Prints one line per case and "N passed, N failed" last.
  *
- * Env: KG_BUILD (build dir), KG_TIMEOUT_S (guest deadline, default 170),
+ * Env: KG_BUILD (build dir), KG_TIMEOUT_S (guest deadline, default 240),
  *      KG_RETAIN_S (seal retention used in the guest, default 30).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const build = process.env.KG_BUILD ?? join(here, 'build');
-const timeoutS = Number(process.env.KG_TIMEOUT_S ?? 170);
+const timeoutS = Number(process.env.KG_TIMEOUT_S ?? 240);
 const results = [];
 
 function step(label, cmd, args) {
@@ -29,16 +29,16 @@ function step(label, cmd, args) {
   return true;
 }
 
-/** Fresh disks: an ext4 store (vda) and a raw disk for the tracker (vdb). */
+/** Fresh disks: an ext4 store (vda), a raw disk for the tracker (vdb), an LVM physical volume (vdc). */
 function makeDisks() {
-  const store = join(build, 'store.img');
-  const cbt = join(build, 'cbt.img');
-  rmSync(store, { force: true });
-  rmSync(cbt, { force: true });
-  spawnSync('truncate', ['-s', '64M', store]);
-  spawnSync('truncate', ['-s', '16M', cbt]);
-  const r = spawnSync('mkfs.ext4', ['-q', '-F', store], { stdio: 'inherit' });
-  return r.status === 0 ? { store, cbt } : null;
+  const disks = { store: join(build, 'store.img'), cbt: join(build, 'cbt.img'), lvm: join(build, 'lvm.img') };
+  const sizes = { store: '128M', cbt: '16M', lvm: '64M' };
+  for (const [name, file] of Object.entries(disks)) {
+    rmSync(file, { force: true });
+    spawnSync('truncate', ['-s', sizes[name], file]);
+  }
+  const r = spawnSync('mkfs.ext4', ['-q', '-F', disks.store], { stdio: 'inherit' });
+  return r.status === 0 ? disks : null;
 }
 
 function bootGuest(disks) {
@@ -49,6 +49,7 @@ function bootGuest(disks) {
     '-append', `console=ttyS0 panic=-1 quiet tsc=reliable kg_retain=${process.env.KG_RETAIN_S ?? 30}`,
     '-drive', `file=${disks.store},format=raw,if=virtio`,
     '-drive', `file=${disks.cbt},format=raw,if=virtio`,
+    '-drive', `file=${disks.lvm},format=raw,if=virtio`,
   ];
   return new Promise((resolve) => {
     const t0 = Date.now();
@@ -96,7 +97,7 @@ function bootGuest(disks) {
       console.log(`# boot+test cycle: ${secs.toFixed(1)} s (guest log: ${join(build, 'guest.log')})`);
       if (!done) results.push({ name: 'guest-finished', ok: false, why: `no KG-DONE on the console (see ${join(build, 'guest.log')})` });
       else results.push({ name: 'guest-finished', ok: true });
-      if (secs > 120) console.log('# warning: the cycle took more than 2 minutes');
+      if (secs > 180) console.log('# warning: the cycle took more than 3 minutes');
       resolve();
     });
   });

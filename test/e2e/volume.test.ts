@@ -8,20 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_CLI, createSite, enrollAgent, runOk, tempDir, type Site } from '../support/cluster.js';
+import { AGENT_CLI, backupVolume, createSite, enrollAgent, restoreVolume, runOk, tempDir, type Site } from '../support/cluster.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, randomWrites, sha256File, textBytes, writeAt } from '../support/volume-images.js';
-
-interface VolumeJson { point: string; provider: string; crashConsistent: boolean; declined: string[]; bytesRead: number; changedBytes: number; zeroBytes: number; dataBytes: number; bytesSent: number; extents: number; metadataBytes: number }
-
-async function backupVolume(state: string, image: string, bitmap?: string): Promise<VolumeJson> {
-  const { stdout } = await runOk(AGENT_CLI, ['backup', '--state', state, '--json', '--volume', image, ...(bitmap ? ['--cbt-bitmap', bitmap] : [])]);
-  return JSON.parse(stdout.trim().split('\n').pop()!) as VolumeJson;
-}
-
-async function restoreVolume(state: string, point: string, target: string): Promise<{ verified: boolean; sizeBytes: number }> {
-  const { stdout } = await runOk(AGENT_CLI, ['restore', '--state', state, point, '--to-volume', target, '--json']);
-  return JSON.parse(stdout.trim().split('\n').pop()!);
-}
 
 /** A sparse image: holes, explicit zero ranges, random and text-like data. */
 function makeImage(file: string, size: number, seed: string): void {

@@ -110,3 +110,18 @@ export async function backup(stateDir: string, paths: string[]): Promise<BackupJ
   const { stdout } = await runOk(AGENT_CLI, ['backup', '--state', stateDir, '--json', ...paths]);
   return JSON.parse(stdout.trim().split('\n').pop()!) as BackupJson;
 }
+
+export interface VolumeJson {
+  point: string; provider: string; crashConsistent: boolean; snapshot: string; declined: string[]; warnings: string[];
+  bytesRead: number; changedBytes: number; zeroBytes: number; dataBytes: number; bytesSent: number; extents: number; metadataBytes: number;
+}
+
+export async function backupVolume(stateDir: string, volume: string, bitmap?: string): Promise<VolumeJson> {
+  const { stdout } = await runOk(AGENT_CLI, ['backup', '--state', stateDir, '--json', '--volume', volume, ...(bitmap ? ['--cbt-bitmap', bitmap] : [])]);
+  return JSON.parse(stdout.trim().split('\n').pop()!) as VolumeJson;
+}
+
+export async function restoreVolume(stateDir: string, point: string, target: string): Promise<{ verified: boolean; sizeBytes: number }> {
+  const { stdout } = await runOk(AGENT_CLI, ['restore', '--state', stateDir, point, '--to-volume', target, '--json']);
+  return JSON.parse(stdout.trim().split('\n').pop()!);
+}

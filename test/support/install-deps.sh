@@ -6,6 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   "mosquitto mosquitto"
+  "mkfs.xfs xfsprogs"
 )
 
 missing=()

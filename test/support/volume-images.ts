@@ -59,10 +59,10 @@ export function touched(offset: number, length: number, into: Set<number>): void
 
 /**
  * Random writes of random sizes (1 byte to maxBytes) at random offsets;
- * some are zeros. Returns the set of blocks written.
+ * some are zeros. Returns the set of blocks written. A block device's size
+ * is not in its stat: pass it.
  */
-export function randomWrites(file: string, rng: FastRng, count: number, maxBytes: number, seed: string): Set<number> {
-  const size = fs.statSync(file).size;
+export function randomWrites(file: string, rng: FastRng, count: number, maxBytes: number, seed: string, size = fs.statSync(file).size): Set<number> {
   const random = randomStream(seed);
   const dirty = new Set<number>();
   for (let i = 0; i < count; i++) {

@@ -15,6 +15,7 @@ import { connectAgent } from '../jobs/connect.js';
 import { listPoints, loadVerifiedPoint, openForeignAccess, ownAccess, resolvePoint, restoreFiles, RestoreError } from '../restore/restore.js';
 import { GatewayError } from '../transport/link.js';
 import { BlobIntegrityError } from '../crypto/envelope.js';
+import { VolumeSourceError } from '../sources/volume/source.js';
 
 const USAGE = `Usage: bulwark-agent <command> [options]
 
@@ -143,7 +144,7 @@ process.once('beforeExit', () => {
 
 main(process.argv.slice(2)).then(() => process.exit(0), (err) => {
   if (err instanceof UsageError) { process.stderr.write(`bulwark-agent: ${err.message}\n\n${USAGE}`); process.exit(2); }
-  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError;
+  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError || err instanceof VolumeSourceError;
   process.stderr.write(`bulwark-agent: ${known ? err.message : (err as Error).stack ?? err}\n`);
   process.exit(1);
 });

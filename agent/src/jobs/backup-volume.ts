@@ -77,7 +77,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         changedBytes += plainBytes;
         progress.update(render);
         await uploader.add([{ id, envelope }]);
-      });
+      }).catch((err: unknown) => { throw view.explain(err); });
       locations.zero(scan.zeroedBlocks);
       phases.read = seconds() - phases.start;
       const map = locations.toMap({

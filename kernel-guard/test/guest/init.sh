@@ -11,8 +11,8 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mount -t bpf bpf /sys/fs/bpf
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko* || echo "KG-WARN insmod $m failed"; done
-# wait for the two virtio disks
-for i in $(seq 1 50); do [ -b /dev/vda ] && [ -b /dev/vdb ] && break; sleep 0.1; done
+# wait for the three virtio disks
+for i in $(seq 1 50); do [ -b /dev/vda ] && [ -b /dev/vdb ] && [ -b /dev/vdc ] && break; sleep 0.1; done
 mkdir -p /data
 mount -t ext4 /dev/vda /data || echo "KG-WARN cannot mount the store disk"
 echo "KG-BOOTED at $(cut -d" " -f1 /proc/uptime) s lsm=$(cat /sys/kernel/security/lsm)"
