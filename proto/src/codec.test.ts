@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, encodePointHeader, decodePointHeader, ProtocolError, MAX_FRAME_BYTES, storageCodec } from './codec.js';
-import { ErrorCode, type Frame } from './types.js';
+import { decodeVolumeMap } from './volume-map-codec.js';
+import { ErrorCode, type Frame, type Manifest, type VolumeMap } from './types.js';
 import { canonicalRefs, merkleRoot } from './merkle.js';
 import { protoRoot } from './schema.js';
 
@@ -77,5 +78,72 @@ describe('merkle root', () => {
     const flipped = Buffer.from(many); flipped[32 * 4321] ^= 1;
     expect(merkleRoot(flipped)).not.toEqual(bigRoot);
     expect(() => merkleRoot(Buffer.alloc(33))).toThrow(/multiple of 32/);
+  });
+});
+
+describe('volume map codec (hand-written)', () => {
+  const VolumeMapType = protoRoot.lookupType('bulwark.storage.v1.VolumeMap');
+  const ManifestType = protoRoot.lookupType('bulwark.storage.v1.Manifest');
+  const options = { longs: Number, enums: Number, bytes: Buffer, defaults: true };
+  const generic = (bytes: Buffer) => VolumeMapType.toObject(VolumeMapType.decode(bytes), options);
+  let seed = 12345;
+  const rand = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return Math.floor((seed / 2 ** 31) * n); };
+  const big = () => Math.min(Number.MAX_SAFE_INTEGER, [0, 1, 127, 128, 16383, 16384, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1][rand(9)] + (rand(2) ? rand(1000) * 4096 : 0));
+  const maybe = <T>(v: T): T | undefined => (rand(4) === 0 ? undefined : v);
+  function randomMap(extents: number): VolumeMap {
+    const map: Record<string, unknown> = {
+      path: maybe(['/dev/vdb', '', '/img/dïsk ✓.img'][rand(3)]), sizeBytes: maybe(big()), blockSize: maybe(rand(2) ? 4096 : 0),
+      extents: Array.from({ length: extents }, () => {
+        const e: Record<string, unknown> = { offset: maybe(big()), length: maybe(big()), blobIndex: maybe(rand(3) ? rand(5000) : 2 ** 32 - 1), blobOffset: maybe(big()) };
+        if (rand(5) === 0) e.blobId = rand(2) ? id(rand(200)) : Buffer.alloc(0);
+        return e;
+      }),
+      merkleRoot: maybe(id(7)), blobs: maybe(Array.from({ length: rand(4) }, (_, i) => id(i))), provider: maybe('hash-scan'),
+      crashConsistent: maybe(rand(2) === 0), snapshot: maybe('lvm'), dataBytes: maybe(big()),
+    };
+    for (const k of Object.keys(map)) if (map[k] === undefined) delete map[k];
+    return map as unknown as VolumeMap;
+  }
+
+  it('writes the bytes protobufjs writes and decodes them to what protobufjs decodes', () => {
+    for (let i = 0; i < 200; i++) {
+      const map = randomMap(rand(40));
+      const bytes = storageCodec<VolumeMap>('VolumeMap').encode(map);
+      expect(bytes.equals(Buffer.from(VolumeMapType.encode(VolumeMapType.fromObject(map)).finish())), `map ${i}`).toBe(true);
+      expect(storageCodec<VolumeMap>('VolumeMap').decode(bytes)).toEqual(generic(bytes));
+    }
+  });
+
+  it('skips unknown fields, and fails on truncation or bad wire types wherever protobufjs does', () => {
+    const bytes = storageCodec<VolumeMap>('VolumeMap').encode(randomMap(5));
+    // Unknown fields of every wire type, at the end and inside an extent.
+    const unknown = Buffer.from([15 << 3 | 0, 0x96, 0x01, 14 << 3 | 1, 1, 2, 3, 4, 5, 6, 7, 8, 13 << 3 | 2, 2, 0xaa, 0xbb, 12 << 3 | 5, 1, 2, 3, 4]);
+    const extended = Buffer.concat([bytes, unknown, Buffer.from([4 << 3 | 2, 5, 1 << 3, 9, 11 << 3, 0x80, 0x01])]);
+    expect(decodeVolumeMap(extended)).toEqual(generic(extended));
+    for (let cut = 0; cut < bytes.length; cut++) {
+      const part = bytes.subarray(0, cut);
+      let ours: unknown, theirs: unknown;
+      try { ours = decodeVolumeMap(part); } catch (err) { ours = err instanceof RangeError ? 'error' : err; }
+      try { theirs = generic(part); } catch { theirs = 'error'; }
+      expect(ours, `cut at ${cut}`).toEqual(theirs);
+    }
+    expect(() => decodeVolumeMap(Buffer.from([4 << 3 | 0, 1]))).toThrow(/extent has wire type 0/);
+    expect(() => decodeVolumeMap(Buffer.from([2 << 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toThrow(/longer than 10 bytes/);
+    expect(() => storageCodec<VolumeMap>('VolumeMap').encode({ ...randomMap(0), sizeBytes: -1 })).toThrow(RangeError);
+  });
+
+  it('keeps a manifest byte-identical with its map encoded by hand, and decodes it as protobufjs does', () => {
+    const codec = storageCodec<Manifest>('Manifest');
+    const node = { name: Buffer.from('x'), type: 1, mode: 0o600, size: 3 };
+    const manifests = [
+      { hostname: 'h', roots: [], volume: randomMap(300), files: 0, dirs: 0, bytesRead: 2 ** 33 },
+      { volume: randomMap(3), bytesRead: 7 },
+      { hostname: 'files only', roots: [{ path: '/a', root: node }], files: 1, dirs: 0, bytesRead: 3 },
+    ] as unknown as Manifest[];
+    for (const manifest of manifests) {
+      const bytes = codec.encode(manifest);
+      expect(bytes.equals(Buffer.from(ManifestType.encode(ManifestType.fromObject(manifest)).finish()))).toBe(true);
+      expect(codec.decode(bytes)).toEqual(ManifestType.toObject(ManifestType.decode(bytes), options));
+    }
   });
 });

@@ -4,7 +4,8 @@
  * not decode into a typed `ProtocolError` before any handler sees it.
  */
 import type protobuf from 'protobufjs';
-import type { BlobData, Frame, PointHeader } from './types.js';
+import type { BlobData, Frame, Manifest, PointHeader, VolumeMap } from './types.js';
+import { decodeVolumeMap, encodeVolumeMap, splitFields } from './volume-map-codec.js';
 import { protoRoot as root } from './schema.js';
 import { ErrorCode } from './types.js';
 
@@ -129,17 +130,56 @@ export function decodePointHeader(data: Buffer): PointHeader {
 /** A tree whose encoding is larger is stored in parts of this size (storage.proto `Tree.parts`). */
 export const TREE_PART_BYTES = 1024 * 1024;
 
+interface StorageCodec<T> { encode(value: T): Buffer; decode(data: Buffer): T }
+
 /** Codec for a storage.proto message, looked up by its short name. */
-export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap') {
+export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap'): StorageCodec<T> {
+  if (name === 'VolumeMap') return { encode: encodeVolumeMap, decode: decodeVolumeMap } as unknown as StorageCodec<T>;
   const type = root.lookupType(`bulwark.storage.v1.${name}`);
-  return {
+  const generic: StorageCodec<object> = {
     /** `value` must already have the wire types (Buffers, numbers): `fromObject`'s conversion pass cost as much as the encoding. */
-    encode(value: T): Buffer {
-      const bytes = type.encode(value as object).finish();
+    encode(value) {
+      const bytes = type.encode(value).finish();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
-    decode(data: Buffer): T {
-      return type.toObject(type.decode(data), { ...conversion, defaults: true }) as T;
+    decode(data) {
+      return type.toObject(type.decode(data), { ...conversion, defaults: true });
+    },
+  };
+  return (name === 'Manifest' ? manifestCodec(generic as StorageCodec<Manifest>) : generic) as StorageCodec<T>;
+}
+
+/**
+ * A manifest's volume map (field 3) goes through the hand-written codec and
+ * the other fields through protobufjs: encoded as the fields before it, the
+ * map, the fields after it (the order protobufjs writes them in), decoded by
+ * splitting the top-level fields.
+ */
+function manifestCodec(generic: StorageCodec<Manifest>): StorageCodec<Manifest> {
+  const VOLUME_FIELD = 3;
+  return {
+    encode(value: Manifest): Buffer {
+      if (value.volume === undefined || value.volume === null) return generic.encode(value);
+      const before: Partial<Manifest> = {};
+      const after: Partial<Manifest> = {};
+      for (const [key, v] of Object.entries(value) as [keyof Manifest, never][]) {
+        if (key === 'hostname' || key === 'roots') before[key] = v;
+        else if (key !== 'volume') after[key] = v;
+      }
+      const map = encodeVolumeMap(value.volume);
+      const head = Buffer.alloc(11);
+      head[0] = (VOLUME_FIELD << 3) | 2;
+      let at = 1;
+      for (let n = map.length; ; n = Math.floor(n / 128)) { if (n < 128) { head[at++] = n; break; } head[at++] = (n % 128) | 128; }
+      return Buffer.concat([generic.encode(before as Manifest), head.subarray(0, at), map, generic.encode(after as Manifest)]);
+    },
+    decode(data: Buffer): Manifest {
+      const fields = splitFields(data);
+      const volume = fields.filter((f) => f.field === VOLUME_FIELD).pop();
+      if (!volume) return generic.decode(data);
+      const manifest = generic.decode(Buffer.concat(fields.filter((f) => f.field !== VOLUME_FIELD).map((f) => data.subarray(f.start, f.end))));
+      manifest.volume = decodeVolumeMap(data, volume.payload[0], volume.payload[1]);
+      return manifest;
     },
   };
 }

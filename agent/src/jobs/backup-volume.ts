@@ -59,7 +59,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
   try {
     const skip: ProviderName[] = [];
     for (let attempt = 0; ; attempt++) {
-      await connected;
+      // The scan starts while the link is still being set up: blobs wait in the uploader, a failed connection fails the scan.
       const phases = { start: seconds(), read: 0, commit: 0, save: 0 };
       const changes = chooseChangeSet(ctx, undefined, skip);
       const blocks = Math.ceil(source.sizeBytes / BLOCK_SIZE);
@@ -79,6 +79,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         await uploader.add([{ id, envelope }]);
       }).catch((err: unknown) => { throw view.explain(err); });
       locations.zero(scan.zeroedBlocks);
+      await connected;
       phases.read = seconds() - phases.start;
       const map = locations.toMap({
         path: source.path, merkleRoot: imageDigest(hashes, source.sizeBytes, BLOCK_SIZE),
