@@ -149,35 +149,45 @@ export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap'): Storag
   return (name === 'Manifest' ? manifestCodec(generic as StorageCodec<Manifest>) : generic) as StorageCodec<T>;
 }
 
+const ManifestType = root.lookupType('bulwark.storage.v1.Manifest');
+const MANIFEST_VOLUME_FIELD = 3;
+
+function encodeManifestFields(value: Partial<Manifest>): Buffer {
+  const bytes = ManifestType.encode(value).finish();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
- * A manifest's volume map (field 3) goes through the hand-written codec and
- * the other fields through protobufjs: encoded as the fields before it, the
- * map, the fields after it (the order protobufjs writes them in), decoded by
- * splitting the top-level fields.
+ * A manifest whose volume map is already encoded (`encodedVolume`, e.g. by
+ * VolumeMapEncoder; it replaces `manifest.volume`): the fields before the
+ * map, the map, the fields after it — the order protobufjs writes them in,
+ * so the bytes are the ones it would write.
  */
+export function encodeManifest(manifest: Manifest, encodedVolume?: Buffer): Buffer {
+  const volume = encodedVolume ?? (manifest.volume ? encodeVolumeMap(manifest.volume) : undefined);
+  if (!volume) return encodeManifestFields(manifest);
+  const before: Partial<Manifest> = {};
+  const after: Partial<Manifest> = {};
+  for (const [key, v] of Object.entries(manifest) as [keyof Manifest, never][]) {
+    if (key === 'hostname' || key === 'roots') before[key] = v;
+    else if (key !== 'volume') after[key] = v;
+  }
+  const head = Buffer.alloc(11);
+  head[0] = (MANIFEST_VOLUME_FIELD << 3) | 2;
+  let at = 1;
+  for (let n = volume.length; ; n = Math.floor(n / 128)) { if (n < 128) { head[at++] = n; break; } head[at++] = (n % 128) | 128; }
+  return Buffer.concat([encodeManifestFields(before), head.subarray(0, at), volume, encodeManifestFields(after)]);
+}
+
+/** The manifest's volume map by hand, the other fields by protobufjs (split at the top-level fields). */
 function manifestCodec(generic: StorageCodec<Manifest>): StorageCodec<Manifest> {
-  const VOLUME_FIELD = 3;
   return {
-    encode(value: Manifest): Buffer {
-      if (value.volume === undefined || value.volume === null) return generic.encode(value);
-      const before: Partial<Manifest> = {};
-      const after: Partial<Manifest> = {};
-      for (const [key, v] of Object.entries(value) as [keyof Manifest, never][]) {
-        if (key === 'hostname' || key === 'roots') before[key] = v;
-        else if (key !== 'volume') after[key] = v;
-      }
-      const map = encodeVolumeMap(value.volume);
-      const head = Buffer.alloc(11);
-      head[0] = (VOLUME_FIELD << 3) | 2;
-      let at = 1;
-      for (let n = map.length; ; n = Math.floor(n / 128)) { if (n < 128) { head[at++] = n; break; } head[at++] = (n % 128) | 128; }
-      return Buffer.concat([generic.encode(before as Manifest), head.subarray(0, at), map, generic.encode(after as Manifest)]);
-    },
-    decode(data: Buffer): Manifest {
+    encode: (value) => encodeManifest(value),
+    decode(data) {
       const fields = splitFields(data);
-      const volume = fields.filter((f) => f.field === VOLUME_FIELD).pop();
+      const volume = fields.filter((f) => f.field === MANIFEST_VOLUME_FIELD).pop();
       if (!volume) return generic.decode(data);
-      const manifest = generic.decode(Buffer.concat(fields.filter((f) => f.field !== VOLUME_FIELD).map((f) => data.subarray(f.start, f.end))));
+      const manifest = generic.decode(Buffer.concat(fields.filter((f) => f.field !== MANIFEST_VOLUME_FIELD).map((f) => data.subarray(f.start, f.end))));
       manifest.volume = decodeVolumeMap(data, volume.payload[0], volume.payload[1]);
       return manifest;
     },

@@ -28,11 +28,18 @@ function varintBytes(v: number): number {
 /**
  * Writes fields as protobufjs does for proto3: a scalar only when it is set
  * and not its default (0, "", false, empty bytes); every element of a
- * repeated field.
+ * repeated field. The buffer grows as needed.
  */
 class Writer {
   at = 0;
-  constructor(readonly buf: Buffer) {}
+  buf: Buffer;
+  constructor(sizeHint = 64 * 1024) { this.buf = Buffer.allocUnsafe(sizeHint); }
+  reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
   varint(v: number): void {
     const buf = this.buf;
     let at = this.at;
@@ -46,11 +53,12 @@ class Writer {
     this.at = at;
   }
   tag(field: number, wire: number): void { this.buf[this.at++] = (field << 3) | wire; }
-  number(field: number, v: number | undefined): void { if (v) { this.tag(field, VARINT); this.varint(v); } }
-  bool(field: number, v: boolean | undefined): void { if (v) { this.tag(field, VARINT); this.buf[this.at++] = 1; } }
+  number(field: number, v: number | undefined): void { if (v) { this.reserve(11); this.tag(field, VARINT); this.varint(v); } }
+  bool(field: number, v: boolean | undefined): void { if (v) { this.reserve(2); this.tag(field, VARINT); this.buf[this.at++] = 1; } }
   /** `always`: an element of a repeated field, written even when empty. */
   bytes(field: number, b: Uint8Array | undefined, always = false): void {
     if (!b || (b.length === 0 && !always)) return;
+    this.reserve(11 + b.length);
     this.tag(field, LEN);
     this.varint(b.length);
     this.buf.set(b, this.at);
@@ -58,57 +66,90 @@ class Writer {
   }
   string(field: number, s: string | undefined): void {
     if (!s) return;
+    const n = Buffer.byteLength(s);
+    this.reserve(11 + n);
     this.tag(field, LEN);
-    this.varint(Buffer.byteLength(s));
+    this.varint(n);
     this.at += this.buf.write(s, this.at, 'utf8');
+  }
+  finish(): Buffer { return Buffer.from(this.buf.subarray(0, this.at)); }
+}
+
+const numberBytes = (v: number) => (v ? 1 + varintBytes(v) : 0);
+
+export type VolumeMapHead = Pick<VolumeMap, 'path' | 'sizeBytes' | 'blockSize'>;
+export type VolumeMapTail = Omit<VolumeMap, 'path' | 'sizeBytes' | 'blockSize' | 'extents'>;
+
+/**
+ * Writes a map field by field in number order, extents one at a time, so a
+ * map with 100,000 extents is encoded without an object per extent.
+ */
+export class VolumeMapEncoder {
+  private readonly w: Writer;
+  /** `sizeHint`: the expected size in bytes (e.g. the previous map's), to spare the buffer's regrowth. */
+  constructor(head: VolumeMapHead, sizeHint?: number) {
+    this.w = new Writer(sizeHint);
+    this.w.string(1, head.path);
+    this.w.number(2, head.sizeBytes);
+    this.w.number(3, head.blockSize);
+  }
+  extent(offset: number, length: number, blobIndex: number, blobOffset: number, blobId?: Uint8Array): void {
+    const idLength = blobId?.length ?? 0;
+    const n = numberBytes(offset) + numberBytes(length) + (idLength ? 1 + varintBytes(idLength) + idLength : 0) + numberBytes(blobIndex) + numberBytes(blobOffset);
+    const w = this.w;
+    w.reserve(6 + n);
+    const buf = w.buf;
+    buf[w.at++] = (4 << 3) | LEN;
+    w.varint(n);
+    if (offset) { buf[w.at++] = (1 << 3) | VARINT; w.varint(offset); }
+    if (length) { buf[w.at++] = (2 << 3) | VARINT; w.varint(length); }
+    if (idLength) w.bytes(3, blobId);
+    if (blobIndex) { buf[w.at++] = (4 << 3) | VARINT; w.varint(blobIndex); }
+    if (blobOffset) { buf[w.at++] = (5 << 3) | VARINT; w.varint(blobOffset); }
+  }
+  finish(tail: VolumeMapTail): Buffer {
+    const w = this.w;
+    w.bytes(5, tail.merkleRoot);
+    for (const b of tail.blobs ?? []) w.bytes(6, b, true);
+    w.string(7, tail.provider);
+    w.bool(8, tail.crashConsistent);
+    w.string(9, tail.snapshot);
+    w.number(10, tail.dataBytes);
+    return w.finish();
   }
 }
 
-const numberBytes = (v: number | undefined) => (v ? 1 + varintBytes(v) : 0);
-
-function extentBytes(e: Extent): number {
-  return numberBytes(e.offset) + numberBytes(e.length) + (e.blobId?.length ? 1 + varintBytes(e.blobId.length) + e.blobId.length : 0)
-    + numberBytes(e.blobIndex) + numberBytes(e.blobOffset);
-}
-
 export function encodeVolumeMap(map: VolumeMap): Buffer {
-  let bound = 64 + (map.merkleRoot?.length ?? 0);
-  for (const s of [map.path, map.provider, map.snapshot]) bound += s ? Buffer.byteLength(s) + 11 : 0;
-  for (const b of map.blobs ?? []) bound += b.length + 11;
-  const extentLengths = (map.extents ?? []).map(extentBytes);
-  for (const n of extentLengths) bound += n + 11;
-  const w = new Writer(Buffer.allocUnsafe(bound));
-  w.string(1, map.path);
-  w.number(2, map.sizeBytes);
-  w.number(3, map.blockSize);
-  map.extents?.forEach((e, i) => {
-    w.tag(4, LEN);
-    w.varint(extentLengths[i]);
-    w.number(1, e.offset);
-    w.number(2, e.length);
-    w.bytes(3, e.blobId);
-    w.number(4, e.blobIndex);
-    w.number(5, e.blobOffset);
-  });
-  w.bytes(5, map.merkleRoot);
-  for (const b of map.blobs ?? []) w.bytes(6, b, true);
-  w.string(7, map.provider);
-  w.bool(8, map.crashConsistent);
-  w.string(9, map.snapshot);
-  w.number(10, map.dataBytes);
-  return w.buf.subarray(0, w.at);
+  const encoder = new VolumeMapEncoder(map);
+  for (const e of map.extents ?? []) encoder.extent(e.offset ?? 0, e.length ?? 0, e.blobIndex ?? 0, e.blobOffset ?? 0, e.blobId);
+  return encoder.finish(map);
 }
 
 class Reader {
   constructor(readonly buf: Buffer, public at: number, public end: number) {}
   get more(): boolean { return this.at < this.end; }
   varint(): number {
-    if (this.at < this.end && this.buf[this.at] < 128) return this.buf[this.at++];
+    const buf = this.buf;
+    let at = this.at;
+    // Up to 31 bits in integer arithmetic (small integers, never boxed): nearly every varint of a map.
+    if (at + 5 <= this.end) {
+      let b = buf[at++];
+      let v = b & 127;
+      if (b < 128) { this.at = at; return v; }
+      b = buf[at++]; v |= (b & 127) << 7;
+      if (b < 128) { this.at = at; return v; }
+      b = buf[at++]; v |= (b & 127) << 14;
+      if (b < 128) { this.at = at; return v; }
+      b = buf[at++]; v |= (b & 127) << 21;
+      if (b < 128) { this.at = at; return v; }
+      b = buf[at++];
+      if (b < 8) { this.at = at; return v | (b << 28); }
+    }
     let v = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
       if (this.at >= this.end) throw new RangeError('volume map: truncated varint');
-      const b = this.buf[this.at++];
+      const b = buf[this.at++];
       v += (b & 127) * scale;
       if (b < 128) return v;
       scale *= 128;
@@ -142,27 +183,41 @@ function expect(wire: number, want: number, field: string): void {
   if (wire !== want) throw new RangeError(`volume map: ${field} has wire type ${wire}, not ${want}`);
 }
 
-/** Reads the extent in [r.at, end) and leaves r after it. */
-function readExtent(r: Reader, end: number): Extent {
-  const e: Extent = { offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 };
+const EXTENT_FIELDS: Record<number, [string, number]> = { 1: ['extent offset', VARINT], 2: ['extent length', VARINT], 3: ['extent blob id', LEN], 4: ['extent blob index', VARINT], 5: ['extent blob offset', VARINT] };
+
+/** Reads the extent in [r.at, end) into `e` and leaves r after it. */
+function readExtent(r: Reader, end: number, e: Extent): Extent {
   const outer = r.end;
   r.end = end;
-  while (r.more) {
+  while (r.at < end) {
     const key = r.varint();
-    const field = key > 0xffffffff ? -1 : key >>> 3;
-    const wire = key & 7;
-    if (field === 1) { expect(wire, VARINT, 'extent offset'); e.offset = r.varint(); }
-    else if (field === 2) { expect(wire, VARINT, 'extent length'); e.length = r.varint(); }
-    else if (field === 3) { expect(wire, LEN, 'extent blob id'); e.blobId = r.bytes(); }
-    else if (field === 4) { expect(wire, VARINT, 'extent blob index'); e.blobIndex = r.varint() >>> 0; }
-    else if (field === 5) { expect(wire, VARINT, 'extent blob offset'); e.blobOffset = r.varint(); }
-    else r.skip(wire);
+    // Keys as the encoder writes them: (field << 3) | wire type.
+    switch (key) {
+      case 0x08: e.offset = r.varint(); break;
+      case 0x10: e.length = r.varint(); break;
+      case 0x1a: e.blobId = r.bytes(); break;
+      case 0x20: e.blobIndex = r.varint() >>> 0; break;
+      case 0x28: e.blobOffset = r.varint(); break;
+      default: {
+        const known = key <= 0xffffffff ? EXTENT_FIELDS[key >>> 3] : undefined;
+        if (known) expect(key & 7, known[1], known[0]);
+        r.skip(key & 7);
+      }
+    }
   }
   r.end = outer;
   return e;
 }
 
-export function decodeVolumeMap(data: Buffer, start = 0, end = data.length): VolumeMap {
+/**
+ * Each extent as it is read, with the map's fields read so far (in encoder
+ * order: path, size and block size come first); `decodeVolumeMap` then leaves
+ * `extents` empty. `e` is reused for the next extent.
+ */
+export type ExtentVisitor = (e: Readonly<Extent>, map: Readonly<VolumeMap>) => void;
+
+export function decodeVolumeMap(data: Buffer, start = 0, end = data.length, visit?: ExtentVisitor): VolumeMap {
+  const scratch: Extent = { offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 };
   const map: VolumeMap = { path: '', sizeBytes: 0, blockSize: 0, extents: [], merkleRoot: EMPTY, blobs: [], provider: '', crashConsistent: false, snapshot: '', dataBytes: 0 };
   const r = new Reader(data, start, end);
   while (r.more) {
@@ -177,7 +232,12 @@ export function decodeVolumeMap(data: Buffer, start = 0, end = data.length): Vol
         expect(wire, LEN, 'extent');
         const n = r.varint();
         if (n > r.end - r.at) throw new RangeError('volume map: field runs past the end');
-        map.extents.push(readExtent(r, r.at + n));
+        if (visit) {
+          scratch.offset = 0; scratch.length = 0; scratch.blobId = EMPTY; scratch.blobIndex = 0; scratch.blobOffset = 0;
+          visit(readExtent(r, r.at + n, scratch), map);
+        } else {
+          map.extents.push(readExtent(r, r.at + n, { offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 }));
+        }
         break;
       }
       case 5: expect(wire, LEN, 'merkle root'); map.merkleRoot = r.bytes(); break;

@@ -7,7 +7,7 @@ const size = 4096 * 64;
 const volume = { path: '/img', sizeBytes: size, blockSize: 4096, blockDevice: false, deviceMajor: 0, deviceMinor: 0, hashAlgorithm: 'h' };
 const memory = (cbt?: { generation: string; sequence: string }): VolumeMemory => ({
   record: { version: 1, path: '/img', pointId: 'p1', sizeBytes: size, blockSize: 4096, hashAlgorithm: 'h', readStartedMs: 1000, cbt: cbt && { ...cbt, deviceMajor: 0, deviceMinor: 0 } },
-  hashes: new BigUint64Array(64), groups: new BigUint64Array(4), map: { path: '/img', sizeBytes: size, blockSize: 4096, extents: [], merkleRoot: Buffer.alloc(32) },
+  hashes: new BigUint64Array(64), groups: new BigUint64Array(4), encodedMap: Buffer.alloc(0),
 });
 const bitmap = (generation: string, sequence: bigint, dirty: number[], mtimeMs = 2000): TrackingContext['bitmap'] =>
   ({ file: 'f', mtimeMs, parsed: parseBitmap(encodeBitmap({ blockSize: 4096, deviceSizeBytes: size, generation, sequence, deviceMajor: 0, deviceMinor: 0, dirtyBlocks: dirty })) });

@@ -6,7 +6,7 @@
  * moment leaves the previous point and the remembered state as they were.
  */
 import os from 'node:os';
-import { formatBytes, ProgressLine, type VolumeMap } from '@bulwark/proto';
+import { formatBytes, ProgressLine } from '@bulwark/proto';
 import { Uploader } from '../upload/uploader.js';
 import { commitPoint, MissingBlobsError } from '../point/commit.js';
 import { connectAgent } from './connect.js';
@@ -16,7 +16,6 @@ import { openVolumeSource, pointInTime } from '../sources/volume/source.js';
 import { loadVolumeMemory, saveVolumeMemory, volumeStateFile, VolumeStateError, type VolumeMemory } from '../sources/volume/volume-state.js';
 import { HASH_ALGORITHM, sharedHashes, VolumeScanner } from '../sources/volume/scanner.js';
 import { BLOCK_SIZE, BlockLocations, GROUP_BLOCKS, imageDigest } from '../sources/volume/extents.js';
-import { storageCodec } from '@bulwark/proto';
 
 export interface VolumeBackupReport {
   point: string; kind: 'volume'; path: string; provider: ProviderName; crashConsistent: boolean; snapshot: string;
@@ -25,8 +24,6 @@ export interface VolumeBackupReport {
   /** Seconds spent in each phase: connecting and loading, reading and sending, committing, saving the block map. */
   phases: { start: number; read: number; commit: number; save: number };
 }
-
-const volumeMapCodec = storageCodec<VolumeMap>('VolumeMap');
 
 export async function backupVolume(state: AgentState, volumePath: string, options: { bitmapFile?: string; progress?: boolean } = {}): Promise<VolumeBackupReport> {
   const started = process.hrtime.bigint();
@@ -64,7 +61,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
       const changes = chooseChangeSet(ctx, undefined, skip);
       const blocks = Math.ceil(source.sizeBytes / BLOCK_SIZE);
       const base = changes.compare && memory ? memory : undefined;
-      const locations = base ? BlockLocations.fromMap(base.map) : new BlockLocations(source.sizeBytes);
+      const locations = base ? BlockLocations.fromEncodedMap(base.encodedMap) : new BlockLocations(source.sizeBytes);
       const hashes = sharedHashes(blocks, base?.hashes);
       const groups = sharedHashes(Math.ceil(blocks / GROUP_BLOCKS), base?.groups);
       let changedBytes = 0;
@@ -81,7 +78,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
       locations.zero(scan.zeroedBlocks);
       await connected;
       phases.read = seconds() - phases.start;
-      const map = locations.toMap({
+      const map = locations.encodeMap({
         path: source.path, merkleRoot: imageDigest(hashes, source.sizeBytes, BLOCK_SIZE),
         provider: changes.provider, crashConsistent: view.crashConsistent, snapshot: view.method,
       });
@@ -89,8 +86,9 @@ export async function backupVolume(state: AgentState, volumePath: string, option
       try {
         const committed = await commitPoint(state, uploader, {
           kind: 'volume',
-          manifest: { hostname: os.hostname(), roots: [], volume: map, files: 0, dirs: 0, bytesRead: scan.bytesRead },
-          refs: map.blobs ?? [],
+          manifest: { hostname: os.hostname(), roots: [], files: 0, dirs: 0, bytesRead: scan.bytesRead },
+          encodedVolume: map.bytes,
+          refs: map.blobs,
           logicalBytes: source.sizeBytes,
           previousPointId: memory ? Buffer.from(memory.record.pointId, 'hex') : undefined,
           provider: changes.provider,
@@ -98,18 +96,17 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         });
         const pointHex = committed.pointId.toString('hex');
         phases.commit = seconds() - phases.start - phases.read;
-        const encodedMap = volumeMapCodec.encode(map);
         saveVolumeMemory(memoryFile, {
           record: { version: 1, path: source.path, pointId: pointHex, sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, hashAlgorithm: HASH_ALGORITHM, readStartedMs, cbt: changes.position },
-          hashes, groups, map,
-        }, encodedMap);
+          hashes, groups, encodedMap: map.bytes,
+        });
         phases.save = seconds() - phases.start - phases.read - phases.commit;
         progress.done();
         return {
           point: pointHex, kind: 'volume', path: source.path, provider: changes.provider, crashConsistent: view.crashConsistent, snapshot: view.method,
           declined: changes.declined, sizeBytes: source.sizeBytes, bytesRead: scan.bytesRead, changedBytes, zeroBytes: scan.zeroBlocks * BLOCK_SIZE,
-          dataBytes: map.dataBytes ?? 0, bytesSent: bytesSentBefore + uploader.totalBytesSent(), blobsSent: blobsSentBefore + uploader.stats.blobsSent,
-          extents: map.extents.length, metadataBytes: encodedMap.length, reconnects: uploader.stats.reconnects, seconds: seconds(), warnings, phases,
+          dataBytes: map.dataBytes, bytesSent: bytesSentBefore + uploader.totalBytesSent(), blobsSent: blobsSentBefore + uploader.stats.blobsSent,
+          extents: map.extents, metadataBytes: map.bytes.length, reconnects: uploader.stats.reconnects, seconds: seconds(), warnings, phases,
         };
       } catch (err) {
         if (!(err instanceof MissingBlobsError) || attempt > 0 || changes.provider === 'full-read') throw err;

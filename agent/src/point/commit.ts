@@ -4,17 +4,17 @@
  * header, and the commit the gateway countersigns. Shared by every source.
  */
 import { randomBytes } from 'node:crypto';
-import { canonicalRefs, encodePointHeader, merkleRoot, storageCodec, type Manifest, type PointHeader } from '@bulwark/proto';
+import { canonicalRefs, encodeManifest, encodePointHeader, merkleRoot, type Manifest, type PointHeader } from '@bulwark/proto';
 import { blobId, sealBlob } from '../crypto/envelope.js';
 import { signDetached } from '../crypto/keys.js';
 import type { AgentState } from '../state/state.js';
 import type { Uploader } from '../upload/uploader.js';
 
-const manifestCodec = storageCodec<Manifest>('Manifest');
-
 export interface PointDraft {
   kind: PointHeader['kind'];
   manifest: Manifest;
+  /** The manifest's volume map, already encoded (it stands for `manifest.volume`). */
+  encodedVolume?: Buffer;
   refs: Iterable<Buffer>;
   logicalBytes: number;
   previousPointId?: Buffer;
@@ -32,7 +32,7 @@ async function isOurs(uploader: Uploader, pointId: Buffer, agentSignature: Buffe
 }
 
 export async function commitPoint(state: AgentState, uploader: Uploader, draft: PointDraft): Promise<CommittedPoint> {
-  const manifestPlain = manifestCodec.encode(draft.manifest);
+  const manifestPlain = encodeManifest(draft.manifest, draft.encodedVolume);
   const manifestId = blobId(state.keys.blobId, manifestPlain);
   await uploader.add([{ id: manifestId, envelope: sealBlob(state.keys.data, manifestId, manifestPlain) }]);
   await uploader.finish();

@@ -6,7 +6,7 @@
  * point restores on its own and no point depends on another's manifest.
  */
 import { blake3 } from '../../native/blake3.js';
-import type { Extent, VolumeMap } from '@bulwark/proto';
+import { decodeVolumeMap, VolumeMapEncoder, type VolumeMap } from '@bulwark/proto';
 
 export const BLOCK_SIZE = 4096;
 /** Blocks per group hash: a scan hashes a 64 KiB group first, and its blocks only if it changed. */
@@ -19,6 +19,8 @@ export class BlockLocations {
   readonly at: Uint32Array;
   readonly blobs: Buffer[] = [];
   private readonly index = new Map<string, number>();
+  /** The size of the encoded map these locations were read from: the next one's is much the same. */
+  private encodedSizeHint = 64 * 1024;
 
   constructor(readonly sizeBytes: number, readonly blockSize = BLOCK_SIZE) {
     const blocks = Math.ceil(sizeBytes / blockSize);
@@ -35,19 +37,36 @@ export class BlockLocations {
     return i;
   }
 
-  /** Lay a volume map over the locations (the previous point's, for an incremental). */
-  static fromMap(map: VolumeMap): BlockLocations {
-    const locations = new BlockLocations(map.sizeBytes, map.blockSize);
-    const table = (map.blobs ?? []).map((id) => locations.blobIndex(id));
-    const bs = map.blockSize;
-    for (const e of map.extents) {
-      if (e.offset % bs !== 0 || (e.blobOffset ?? 0) % bs !== 0) throw new Error(`extent at ${e.offset} is not aligned to ${bs}-byte blocks`);
-      const first = e.offset / bs;
-      const count = Math.ceil(e.length / bs);
-      const blob = table[e.blobIndex ?? 0];
-      if (blob === undefined) throw new Error(`extent at ${e.offset} points at blob ${e.blobIndex}, beyond the map's ${table.length}`);
-      const at = (e.blobOffset ?? 0) / bs;
-      for (let k = 0; k < count; k++) { locations.blob[first + k] = blob; locations.at[first + k] = at + k; }
+  /**
+   * Lay an encoded volume map over fresh locations (the previous point's,
+   * for an incremental), without an object per extent.
+   */
+  static fromEncodedMap(bytes: Buffer): BlockLocations {
+    let locations: BlockLocations | undefined;
+    let highestIndex = -1;
+    const map = decodeVolumeMap(bytes, 0, bytes.length, (e, head) => {
+      locations ??= new BlockLocations(head.sizeBytes, head.blockSize || BLOCK_SIZE);
+      const bs = locations.blockSize;
+      const offset = e.offset ?? 0;
+      const blobOffset = e.blobOffset ?? 0;
+      if (offset % bs !== 0 || blobOffset % bs !== 0) throw new Error(`extent at ${offset} is not aligned to ${bs}-byte blocks`);
+      const first = offset / bs;
+      const count = Math.ceil((e.length ?? 0) / bs);
+      if (first + count > locations.blocks) throw new Error(`extent at ${offset} runs past the volume's ${locations.sizeBytes} bytes`);
+      const blob = e.blobIndex ?? 0;
+      highestIndex = Math.max(highestIndex, blob);
+      const blobs = locations.blob;
+      const ats = locations.at;
+      const at = blobOffset / bs - first;
+      for (let k = first; k < first + count; k++) { blobs[k] = blob; ats[k] = at + k; }
+    });
+    locations ??= new BlockLocations(map.sizeBytes, map.blockSize || BLOCK_SIZE);
+    locations.encodedSizeHint = bytes.length + (bytes.length >> 3) + 64 * 1024;
+    const table = (map.blobs ?? []).map((id) => locations!.blobIndex(id));
+    if (highestIndex >= table.length) throw new Error(`an extent points at blob ${highestIndex}, beyond the map's ${table.length}`);
+    // The blob array holds the map's indexes; ours differ only if the map listed a blob twice.
+    if (table.some((ours, theirs) => ours !== theirs)) {
+      for (let i = 0; i < locations.blob.length; i++) if (locations.blob[i] >= 0) locations.blob[i] = table[locations.blob[i]];
     }
     return locations;
   }
@@ -61,12 +80,16 @@ export class BlockLocations {
     for (let k = 0; k < blockList.length; k++) this.blob[blockList[k]] = -1;
   }
 
-  /** Coalesce into extents with a compact blob table (only blobs still referenced). */
-  toMap(fields: Omit<VolumeMap, 'extents' | 'blobs' | 'sizeBytes' | 'blockSize' | 'dataBytes'>): VolumeMap {
+  /**
+   * Coalesce into an encoded volume map with a compact blob table (only the
+   * blobs still referenced, which are also the point's references).
+   */
+  encodeMap(fields: Pick<VolumeMap, 'path' | 'merkleRoot' | 'provider' | 'crashConsistent' | 'snapshot'>): EncodedVolumeMap {
     const bs = this.blockSize;
     const remap = new Int32Array(this.blobs.length).fill(-1);
     const blobs: Buffer[] = [];
-    const extents: Extent[] = [];
+    const encoder = new VolumeMapEncoder({ path: fields.path, sizeBytes: this.sizeBytes, blockSize: bs }, this.encodedSizeHint);
+    let extents = 0;
     let dataBytes = 0;
     const n = this.blocks;
     for (let i = 0; i < n;) {
@@ -77,13 +100,17 @@ export class BlockLocations {
       if (remap[b] < 0) remap[b] = blobs.push(this.blobs[b]) - 1;
       const offset = i * bs;
       const length = Math.min(j * bs, this.sizeBytes) - offset;
-      extents.push({ offset, length, blobIndex: remap[b], blobOffset: this.at[i] * bs });
+      encoder.extent(offset, length, remap[b], this.at[i] * bs);
+      extents++;
       dataBytes += length;
       i = j;
     }
-    return { ...fields, sizeBytes: this.sizeBytes, blockSize: bs, extents, blobs, dataBytes };
+    const bytes = encoder.finish({ merkleRoot: fields.merkleRoot, blobs, provider: fields.provider, crashConsistent: fields.crashConsistent, snapshot: fields.snapshot, dataBytes });
+    return { bytes, blobs, extents, dataBytes };
   }
 }
+
+export interface EncodedVolumeMap { bytes: Buffer; blobs: Buffer[]; extents: number; dataBytes: number }
 
 /** The image digest kept in VolumeMap.merkle_root (FORMAT.md "Image digest"). */
 export function imageDigest(hashes: BigUint64Array, sizeBytes: number, blockSize: number): Buffer {

@@ -10,12 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { storageCodec, type VolumeMap } from '@bulwark/proto';
 import { writeAll } from '@bulwark/proto/direct-io';
 import { GROUP_BLOCKS } from './extents.js';
 
 const MAGIC = Buffer.from('BWVOLST1', 'latin1');
-const volumeMapCodec = storageCodec<VolumeMap>('VolumeMap');
 
 /** The tracker position consumed (or carried forward) for the point. */
 export interface CbtPosition { generation: string; sequence: string; deviceMajor: number; deviceMinor: number }
@@ -38,7 +36,8 @@ export interface VolumeMemory {
   hashes: BigUint64Array;
   /** groups[g] is the hash of blocks 16g…16g+15 together (0: unknown). */
   groups: BigUint64Array;
-  map: VolumeMap;
+  /** The point's volume map, encoded (storage.proto VolumeMap): read back with BlockLocations.fromEncodedMap. */
+  encodedMap: Buffer;
 }
 
 export function volumeStateFile(cacheDir: string, sourcePath: string): string {
@@ -74,25 +73,23 @@ export function loadVolumeMemory(file: string): VolumeMemory | undefined {
   Buffer.from(hashes.buffer).set(data.subarray(hashStart, hashEnd));
   const groups = new BigUint64Array(groupCount);
   Buffer.from(groups.buffer).set(data.subarray(hashEnd, groupEnd));
-  const map = volumeMapCodec.decode(Buffer.from(body.subarray(groupEnd)));
-  return { record, hashes, groups, map };
+  return { record, hashes, groups, encodedMap: body.subarray(groupEnd) };
 }
 
-/** `encodedMap`: the map's encoding, when the caller has it already. */
-export function saveVolumeMemory(file: string, memory: VolumeMemory, encodedMap = volumeMapCodec.encode(memory.map)): void {
+export function saveVolumeMemory(file: string, memory: VolumeMemory): void {
   const json = Buffer.from(JSON.stringify(memory.record));
   const head = Buffer.alloc(12);
   MAGIC.copy(head, 0);
   head.writeUInt32LE(json.length, 8);
   const hashes = Buffer.from(memory.hashes.buffer, memory.hashes.byteOffset, memory.hashes.byteLength);
   const groups = Buffer.from(memory.groups.buffer, memory.groups.byteOffset, memory.groups.byteLength);
-  const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(encodedMap).digest();
+  const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(memory.encodedMap).digest();
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);
   try {
     let at = 0;
-    for (const part of [head, json, hashes, groups, encodedMap, digest]) { writeAll(fd, part, at); at += part.length; }
+    for (const part of [head, json, hashes, groups, memory.encodedMap, digest]) { writeAll(fd, part, at); at += part.length; }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
