@@ -236,9 +236,10 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   let doneBytes = 0;
   let doneFiles = 0;
   // Bytes handed to workers and not yet written: reading pauses above the window, so memory stays flat.
+  // 24 → 12 MiB: peak RSS of the 20,000-file restore 287–328 → 256–296 MiB, its time within noise (4.4–4.9 → 4.5–5.1 s cold).
   let inWorkers = 0;
   let windowWaiters: (() => void)[] = [];
-  const WORKER_WINDOW_BYTES = 24 * 1024 * 1024;
+  const WORKER_WINDOW_BYTES = 12 * 1024 * 1024;
   const batchBuffers = new BufferPool(16 * 1024 * 1024);
   let failure: Error | undefined;
   let allDone!: () => void;
