@@ -114,6 +114,17 @@ describe('volume map codec (hand-written)', () => {
     }
   });
 
+  it('stays byte-identical while its buffer grows (maps far over 64 KiB, extents with blob ids)', () => {
+    // Every alignment of the 64 KiB boundary against an extent with a blob id.
+    for (let pad = 0; pad < 64; pad++) {
+      const extents = Array.from({ length: 1600 }, (_, k) => ({ offset: k * 4096, length: 4096, blobId: id(k % 251), blobIndex: 1 + (k % 100), blobOffset: 0 }));
+      const map = { path: 'p'.repeat(pad), sizeBytes: 2 ** 31, blockSize: 4096, extents, merkleRoot: id(1), blobs: [] } as VolumeMap;
+      const bytes = storageCodec<VolumeMap>('VolumeMap').encode(map);
+      expect(bytes.length).toBeGreaterThan(64 * 1024);
+      expect(bytes.equals(Buffer.from(VolumeMapType.encode(VolumeMapType.fromObject(map)).finish())), `pad ${pad}`).toBe(true);
+    }
+  });
+
   it('skips unknown fields, and fails on truncation or bad wire types wherever protobufjs does', () => {
     const bytes = storageCodec<VolumeMap>('VolumeMap').encode(randomMap(5));
     // Unknown fields of every wire type, at the end and inside an extent.

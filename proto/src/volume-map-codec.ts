@@ -97,15 +97,15 @@ export class VolumeMapEncoder {
     const idLength = blobId?.length ?? 0;
     const n = numberBytes(offset) + numberBytes(length) + (idLength ? 1 + varintBytes(idLength) + idLength : 0) + numberBytes(blobIndex) + numberBytes(blobOffset);
     const w = this.w;
+    // Room for all of it up front (bytes() reserves again, and may move the buffer: never cache it).
     w.reserve(6 + n);
-    const buf = w.buf;
-    buf[w.at++] = (4 << 3) | LEN;
+    w.tag(4, LEN);
     w.varint(n);
-    if (offset) { buf[w.at++] = (1 << 3) | VARINT; w.varint(offset); }
-    if (length) { buf[w.at++] = (2 << 3) | VARINT; w.varint(length); }
+    if (offset) { w.tag(1, VARINT); w.varint(offset); }
+    if (length) { w.tag(2, VARINT); w.varint(length); }
     if (idLength) w.bytes(3, blobId);
-    if (blobIndex) { buf[w.at++] = (4 << 3) | VARINT; w.varint(blobIndex); }
-    if (blobOffset) { buf[w.at++] = (5 << 3) | VARINT; w.varint(blobOffset); }
+    if (blobIndex) { w.tag(4, VARINT); w.varint(blobIndex); }
+    if (blobOffset) { w.tag(5, VARINT); w.varint(blobOffset); }
   }
   finish(tail: VolumeMapTail): Buffer {
     const w = this.w;
