@@ -5,7 +5,7 @@
  */
 import type protobuf from 'protobufjs';
 import type { BlobData, Frame, Manifest, PointHeader, VolumeMap } from './types.js';
-import { decodeVolumeMap, encodeVolumeMap, splitFields } from './volume-map-codec.js';
+import { decodeVolumeMap, encodeVolumeMap, lengthDelimitedField, splitFields } from './volume-map-codec.js';
 import { protoRoot as root } from './schema.js';
 import { ErrorCode } from './types.js';
 
@@ -132,30 +132,28 @@ export const TREE_PART_BYTES = 1024 * 1024;
 
 interface StorageCodec<T> { encode(value: T): Buffer; decode(data: Buffer): T }
 
-/** Codec for a storage.proto message, looked up by its short name. */
-export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap'): StorageCodec<T> {
-  if (name === 'VolumeMap') return { encode: encodeVolumeMap, decode: decodeVolumeMap } as unknown as StorageCodec<T>;
-  const type = root.lookupType(`bulwark.storage.v1.${name}`);
-  const generic: StorageCodec<object> = {
+function protobufCodec<T>(type: protobuf.Type): StorageCodec<T> {
+  return {
     /** `value` must already have the wire types (Buffers, numbers): `fromObject`'s conversion pass cost as much as the encoding. */
     encode(value) {
-      const bytes = type.encode(value).finish();
+      const bytes = type.encode(value as object).finish();
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     },
     decode(data) {
-      return type.toObject(type.decode(data), { ...conversion, defaults: true });
+      return type.toObject(type.decode(data), { ...conversion, defaults: true }) as T;
     },
   };
-  return (name === 'Manifest' ? manifestCodec(generic as StorageCodec<Manifest>) : generic) as StorageCodec<T>;
 }
 
-const ManifestType = root.lookupType('bulwark.storage.v1.Manifest');
+/** Codec for a storage.proto message, looked up by its short name. */
+export function storageCodec<T>(name: 'Tree' | 'Manifest' | 'VolumeMap'): StorageCodec<T> {
+  if (name === 'VolumeMap') return { encode: encodeVolumeMap, decode: decodeVolumeMap } as unknown as StorageCodec<T>;
+  if (name === 'Manifest') return manifestCodec as unknown as StorageCodec<T>;
+  return protobufCodec<T>(root.lookupType(`bulwark.storage.v1.${name}`));
+}
+
+const protobufManifest = protobufCodec<Partial<Manifest>>(root.lookupType('bulwark.storage.v1.Manifest'));
 const MANIFEST_VOLUME_FIELD = 3;
-
-function encodeManifestFields(value: Partial<Manifest>): Buffer {
-  const bytes = ManifestType.encode(value).finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
 
 /**
  * A manifest whose volume map is already encoded (`encodedVolume`, e.g. by
@@ -165,34 +163,28 @@ function encodeManifestFields(value: Partial<Manifest>): Buffer {
  */
 export function encodeManifest(manifest: Manifest, encodedVolume?: Buffer): Buffer {
   const volume = encodedVolume ?? (manifest.volume ? encodeVolumeMap(manifest.volume) : undefined);
-  if (!volume) return encodeManifestFields(manifest);
+  if (!volume) return protobufManifest.encode(manifest);
   const before: Partial<Manifest> = {};
   const after: Partial<Manifest> = {};
   for (const [key, v] of Object.entries(manifest) as [keyof Manifest, never][]) {
     if (key === 'hostname' || key === 'roots') before[key] = v;
     else if (key !== 'volume') after[key] = v;
   }
-  const head = Buffer.alloc(11);
-  head[0] = (MANIFEST_VOLUME_FIELD << 3) | 2;
-  let at = 1;
-  for (let n = volume.length; ; n = Math.floor(n / 128)) { if (n < 128) { head[at++] = n; break; } head[at++] = (n % 128) | 128; }
-  return Buffer.concat([encodeManifestFields(before), head.subarray(0, at), volume, encodeManifestFields(after)]);
+  return Buffer.concat([protobufManifest.encode(before), lengthDelimitedField(MANIFEST_VOLUME_FIELD, volume), protobufManifest.encode(after)]);
 }
 
 /** The manifest's volume map by hand, the other fields by protobufjs (split at the top-level fields). */
-function manifestCodec(generic: StorageCodec<Manifest>): StorageCodec<Manifest> {
-  return {
-    encode: (value) => encodeManifest(value),
-    decode(data) {
-      const fields = splitFields(data);
-      const volume = fields.filter((f) => f.field === MANIFEST_VOLUME_FIELD).pop();
-      if (!volume) return generic.decode(data);
-      const manifest = generic.decode(Buffer.concat(fields.filter((f) => f.field !== MANIFEST_VOLUME_FIELD).map((f) => data.subarray(f.start, f.end))));
-      manifest.volume = decodeVolumeMap(data, volume.payload[0], volume.payload[1]);
-      return manifest;
-    },
-  };
-}
+const manifestCodec: StorageCodec<Manifest> = {
+  encode: (value) => encodeManifest(value),
+  decode(data) {
+    const fields = splitFields(data);
+    const volume = fields.filter((f) => f.field === MANIFEST_VOLUME_FIELD).pop();
+    if (!volume) return protobufManifest.decode(data) as Manifest;
+    const manifest = protobufManifest.decode(Buffer.concat(fields.filter((f) => f.field !== MANIFEST_VOLUME_FIELD).map((f) => data.subarray(f.start, f.end)))) as Manifest;
+    manifest.volume = decodeVolumeMap(data, volume.payload[0], volume.payload[1]);
+    return manifest;
+  },
+};
 
 /** Name of the message a frame carries, for logs and errors. */
 export function frameKind(frame: Frame): keyof Frame {

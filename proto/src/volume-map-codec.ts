@@ -52,6 +52,7 @@ class Writer {
     buf[at++] = v;
     this.at = at;
   }
+  /** One byte: every field number here is below 16. */
   tag(field: number, wire: number): void { this.buf[this.at++] = (field << 3) | wire; }
   number(field: number, v: number | undefined): void { if (v) { this.reserve(11); this.tag(field, VARINT); this.varint(v); } }
   bool(field: number, v: boolean | undefined): void { if (v) { this.reserve(2); this.tag(field, VARINT); this.buf[this.at++] = 1; } }
@@ -117,6 +118,14 @@ export class VolumeMapEncoder {
     w.number(10, tail.dataBytes);
     return w.finish();
   }
+}
+
+/** A length-delimited field's tag and length, then `payload`: for embedding an encoded message in another. */
+export function lengthDelimitedField(field: number, payload: Buffer): Buffer {
+  const w = new Writer(12);
+  w.tag(field, LEN);
+  w.varint(payload.length);
+  return Buffer.concat([w.buf.subarray(0, w.at), payload]);
 }
 
 export function encodeVolumeMap(map: VolumeMap): Buffer {
@@ -216,8 +225,10 @@ function readExtent(r: Reader, end: number, e: Extent): Extent {
  */
 export type ExtentVisitor = (e: Readonly<Extent>, map: Readonly<VolumeMap>) => void;
 
+const blankExtent = (): Extent => ({ offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 });
+
 export function decodeVolumeMap(data: Buffer, start = 0, end = data.length, visit?: ExtentVisitor): VolumeMap {
-  const scratch: Extent = { offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 };
+  const scratch = blankExtent();
   const map: VolumeMap = { path: '', sizeBytes: 0, blockSize: 0, extents: [], merkleRoot: EMPTY, blobs: [], provider: '', crashConsistent: false, snapshot: '', dataBytes: 0 };
   const r = new Reader(data, start, end);
   while (r.more) {
@@ -236,7 +247,7 @@ export function decodeVolumeMap(data: Buffer, start = 0, end = data.length, visi
           scratch.offset = 0; scratch.length = 0; scratch.blobId = EMPTY; scratch.blobIndex = 0; scratch.blobOffset = 0;
           visit(readExtent(r, r.at + n, scratch), map);
         } else {
-          map.extents.push(readExtent(r, r.at + n, { offset: 0, length: 0, blobId: EMPTY, blobIndex: 0, blobOffset: 0 }));
+          map.extents.push(readExtent(r, r.at + n, blankExtent()));
         }
         break;
       }
