@@ -11,6 +11,15 @@ export class UsageError extends Error {}
 export type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
 export type ParsedOptions<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>>;
 
+/** Run `argv`'s command from `commands`; no command or a help flag prints `usage`, an unknown one is a UsageError. */
+export async function runCommand(commands: Record<string, (args: string[]) => Promise<void>>, usage: string, argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') { process.stdout.write(usage); return; }
+  const handler = commands[command];
+  if (!handler) throw new UsageError(`unknown command "${command}"`);
+  await handler(rest);
+}
+
 /** Strict option parsing whose mistakes come back as a UsageError naming the bad option. */
 export function parseOptions<T extends OptionSpec>(args: string[], spec: T, positionals = false): ParsedOptions<T> {
   try {

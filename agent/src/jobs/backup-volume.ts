@@ -15,7 +15,8 @@ import { chooseChangeSet, readBitmapFile, type ProviderName, type TrackingContex
 import { openVolumeSource, pointInTime } from '../sources/volume/source.js';
 import { loadVolumeMemory, saveVolumeMemory, volumeStateFile, VolumeStateError, type VolumeMemory } from '../sources/volume/volume-state.js';
 import { HASH_ALGORITHM, sharedHashes, VolumeScanner } from '../sources/volume/scanner.js';
-import { BLOCK_SIZE, BlockLocations, GROUP_BLOCKS, imageDigest } from '../sources/volume/extents.js';
+import { BlockLocations, imageDigest } from '../sources/volume/extents.js';
+import { BLOCK_SIZE, GROUP_BLOCKS } from '../sources/volume/geometry.js';
 
 export interface VolumeBackupReport {
   point: string; kind: 'volume'; path: string; provider: ProviderName; crashConsistent: boolean; snapshot: string;
@@ -32,8 +33,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
   const source = openVolumeSource(volumePath);
   const scanner = new VolumeScanner(state.keys);
   let uploader = new Uploader(() => connectAgent(state));
-  let connected = uploader.start();
-  connected.catch(() => undefined);
+  let connected: Promise<void> | undefined;
   const progress = new ProgressLine(options.progress ?? process.stderr.isTTY === true);
   const memoryFile = volumeStateFile(state.paths.cacheDir, source.path);
   let memory: VolumeMemory | undefined;
@@ -56,7 +56,6 @@ export async function backupVolume(state: AgentState, volumePath: string, option
   try {
     const skip: ProviderName[] = [];
     for (let attempt = 0; ; attempt++) {
-      // The scan starts while the link is still being set up: blobs wait in the uploader, a failed connection fails the scan.
       const phases = { start: seconds(), read: 0, commit: 0, save: 0 };
       const changes = chooseChangeSet(ctx, undefined, skip);
       const blocks = Math.ceil(source.sizeBytes / BLOCK_SIZE);
@@ -66,7 +65,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
       const groups = sharedHashes(Math.ceil(blocks / GROUP_BLOCKS), base?.groups);
       let changedBytes = 0;
       const render = () => `backing up ${source.path} (${changes.provider}): ${formatBytes(changedBytes)} changed, ${formatBytes(uploader.totalBytesSent())} sent, ${seconds().toFixed(1)} s`;
-      const scan = await scanner.scan({
+      const scanning = scanner.scan({
         path: view.readPath, sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, runs: changes.runs,
         prev: base ? base.hashes : null, out: hashes, prevGroups: base ? base.groups : null, outGroups: groups, aligned: changes.provider === 'full-read',
       }, async (id, envelope, blockList, plainBytes) => {
@@ -74,7 +73,12 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         changedBytes += plainBytes;
         progress.update(render);
         await uploader.add([{ id, envelope }]);
-      }).catch((err: unknown) => { throw view.explain(err); });
+      });
+      // Connecting only once the workers have their jobs: it costs the main thread ~40 ms (Node builds its
+      // root certificate store for the first TLS context) that would otherwise hold the jobs back. Blobs
+      // wait in the uploader meanwhile; a failed connection fails the backup.
+      if (!connected) { connected = uploader.start(); connected.catch(() => undefined); }
+      const scan = await scanning.catch((err: unknown) => { throw view.explain(err); });
       locations.zero(scan.zeroedBlocks);
       await connected;
       phases.read = seconds() - phases.start;
@@ -117,7 +121,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         blobsSentBefore += uploader.stats.blobsSent;
         uploader.close();
         uploader = new Uploader(() => connectAgent(state));
-        connected = uploader.start();
+        connected = undefined;
       }
     }
   } finally {

@@ -2,7 +2,7 @@
 /**
  * @module `bulwark-gateway`: the site gateway's command line.
  */
-import { parseOptions, readSecret, UsageError } from '@bulwark/proto';
+import { parseOptions, readSecret, runCommand, UsageError } from '@bulwark/proto';
 import { requireDir } from './args.js';
 import { initSite, loadSite, SiteError } from '../site/site.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -90,15 +90,8 @@ const commands: Record<string, Handler> = {
 
 Object.assign(commands, fleetCommands, wormCommands);
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help' || command === '-h') { process.stdout.write(USAGE); return; }
-  const handler = commands[command];
-  if (!handler) throw new UsageError(`unknown command "${command}"`);
-  await handler(rest);
-}
 
-main(process.argv.slice(2)).catch((err) => {
+runCommand(commands, USAGE, process.argv.slice(2)).catch((err) => {
   if (err instanceof UsageError) { process.stderr.write(`bulwark-gateway: ${err.message}\n\n${USAGE}`); process.exit(2); }
   if (err instanceof SiteError) { process.stderr.write(`bulwark-gateway: ${err.message}\n`); process.exit(1); }
   process.stderr.write(`bulwark-gateway: ${(err as Error).message}\n`);

@@ -7,10 +7,7 @@
  */
 import { blake3 } from '../../native/blake3.js';
 import { decodeVolumeMap, VolumeMapEncoder, type VolumeMap } from '@bulwark/proto';
-
-export const BLOCK_SIZE = 4096;
-/** Blocks per group hash: a scan hashes a 64 KiB group first, and its blocks only if it changed. */
-export const GROUP_BLOCKS = 16;
+import { BLOCK_SIZE } from './geometry.js';
 
 export class BlockLocations {
   /** Index into `blobs`, or -1: the block reads as zeros. */

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import { xxh3 } from '../../native/xxhash.js';
 import { blobId, envelopeBound, sealBlobInto } from '../../crypto/envelope.js';
-import { GROUP_BLOCKS } from './extents.js';
+import { GROUP_BLOCKS } from './geometry.js';
 import { ScratchBuffer } from '../../buffers/scratch-buffer.js';
 
 /** Where this thread seals envelopes, reused. */

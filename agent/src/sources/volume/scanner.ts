@@ -4,15 +4,23 @@
  * Work is cut into jobs of at most 64 MiB of blocks, handed to whichever
  * worker is free, so a core busy with something else slows nothing down.
  */
-import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { Blake3Hasher } from '../../native/blake3.js';
 import type { AgentKeys } from '../../crypto/keys.js';
 import { runScan, type FromVolumeWorker, type ScanJob, type ToVolumeWorker } from './scan-core.js';
+import { takeVolumeWorker, VOLUME_THREADS } from './worker-pool.js';
 
 const JOB_BLOCKS = 16384;
 /** Change sets this small are scanned on the main thread: starting workers would cost more. */
 const INLINE_BLOCKS = 16384;
+/**
+ * An inline scan reads 4 MiB at a time and lets the event loop run in
+ * between, so the blobs it has made go out (and the gateway stores them, on
+ * the other core) while it reads on. Read in one go, a 10,000-block bitmap
+ * change set held every byte back for ~0.1 s. A multiple of the 1 MiB packs
+ * and of the 64 KiB groups, so pieces cut neither.
+ */
+const INLINE_PIECE_BLOCKS = 1024;
 const OUTSTANDING_LIMIT = 48 * 1024 * 1024;
 export const HASH_ALGORITHM = 'xxh3-64-secret/v1+groups16';
 
@@ -47,10 +55,10 @@ export class VolumeReadError extends Error {
 interface Slot { worker: Worker; busy: boolean }
 
 /**
- * Cut runs into jobs of at most JOB_BLOCKS blocks. Pieces never cross a
- * multiple of JOB_BLOCKS, so a 1 MiB-aligned pack never spans two jobs.
+ * Cut runs into jobs of at most `jobBlocks` blocks. Pieces never cross a
+ * multiple of `jobBlocks`, so a 1 MiB-aligned pack never spans two jobs.
  */
-export function cutJobs(runs: number[]): number[][] {
+export function cutJobs(runs: number[], jobBlocks = JOB_BLOCKS): number[][] {
   const jobs: number[][] = [];
   let current: number[] = [];
   let inJob = 0;
@@ -58,8 +66,8 @@ export function cutJobs(runs: number[]): number[][] {
     let start = runs[r];
     const end = start + runs[r + 1];
     while (start < end) {
-      const stop = Math.min(end, (Math.floor(start / JOB_BLOCKS) + 1) * JOB_BLOCKS);
-      if (inJob > 0 && inJob + (stop - start) > JOB_BLOCKS) { jobs.push(current); current = []; inJob = 0; }
+      const stop = Math.min(end, (Math.floor(start / jobBlocks) + 1) * jobBlocks);
+      if (inJob > 0 && inJob + (stop - start) > jobBlocks) { jobs.push(current); current = []; inJob = 0; }
       current.push(start, stop - start);
       inJob += stop - start;
       start = stop;
@@ -75,24 +83,23 @@ export class VolumeScanner {
   private nextJob = 1;
   private readonly hashSecret: Buffer;
 
-  constructor(private readonly keys: AgentKeys, private readonly threads = Math.max(1, Math.min(4, os.availableParallelism()))) {
+  constructor(private readonly keys: AgentKeys, private readonly threads = VOLUME_THREADS) {
     this.hashSecret = blockHashSecret(keys);
   }
 
-  /** Workers start on the first scan that needs them. */
+  /** Workers are taken (started early by the CLI, or now) on the first scan that needs them. */
   private startWorkers(): void {
     if (this.slots.length > 0) return;
     const { keys, hashSecret, threads } = this;
     for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL('./volume-worker.js', import.meta.url));
+      const worker = takeVolumeWorker();
       worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, hashSecret }, outstanding: this.outstanding.buffer as SharedArrayBuffer, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToVolumeWorker);
-      // Referenced only while busy: idle workers must not keep the process alive, busy ones must.
-      worker.unref();
+      // Referenced only while busy (takeVolumeWorker hands it over unreferenced).
       this.slots.push({ worker, busy: false });
     }
   }
 
-  /** Runs the scan; `sink` gets each sealed blob (its promise releases back-pressure). */
+  /** Runs the scan; `sink` gets each sealed blob (its promise releases back-pressure). Jobs go to the workers before this returns. */
   scan(request: ScanRequest, sink: BlobSink): Promise<ScanResult> {
     const prev = request.prev ? shared(request.prev) : null;
     const out = request.out.buffer instanceof SharedArrayBuffer ? request.out.buffer : undefined;
@@ -154,17 +161,26 @@ export class VolumeScanner {
   }
 
   private async scanInline(request: ScanRequest, arrays: Pick<ScanJob, 'prev' | 'out' | 'prevGroups' | 'outGroups'>, sink: BlobSink): Promise<ScanResult> {
-    const blobs: { id: Uint8Array; envelope: ArrayBuffer; blocks: Uint32Array; plainBytes: number }[] = [];
-    let totals;
-    try {
-      totals = runScan({ type: 'scan', jobId: 0, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: request.runs, ...arrays, aligned: request.aligned },
-        { blobIdKey: this.keys.blobId, dataKey: this.keys.data, hashSecret: this.hashSecret }, { emit: (b) => blobs.push(b), afterEmit() {} });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new VolumeReadError(`reading ${request.path}: ${e.message}`, e.code);
+    const keys = { blobIdKey: this.keys.blobId, dataKey: this.keys.data, hashSecret: this.hashSecret };
+    const result: ScanResult = { bytesRead: 0, changedBlocks: 0, zeroBlocks: 0, zeroedBlocks: [] };
+    for (const runs of cutJobs(request.runs, INLINE_PIECE_BLOCKS)) {
+      // Also before the first piece: whatever the caller starts after asking for the scan (its connection) gets going first.
+      await new Promise((resolve) => setImmediate(resolve));
+      const blobs: { id: Uint8Array; envelope: ArrayBuffer; blocks: Uint32Array; plainBytes: number }[] = [];
+      let piece;
+      try {
+        piece = runScan({ type: 'scan', jobId: 0, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs, ...arrays, aligned: request.aligned }, keys, { emit: (b) => blobs.push(b), afterEmit() {} });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new VolumeReadError(`reading ${request.path}: ${e.message}`, e.code);
+      }
+      for (const b of blobs) await sink(Buffer.from(b.id), Buffer.from(b.envelope), b.blocks, b.plainBytes);
+      result.bytesRead += piece.bytesRead;
+      result.changedBlocks += piece.changedBlocks;
+      result.zeroBlocks += piece.zeroBlocks;
+      for (const b of piece.zeroedBlocks) result.zeroedBlocks.push(b);
     }
-    for (const b of blobs) await sink(Buffer.from(b.id), Buffer.from(b.envelope), b.blocks, b.plainBytes);
-    return { bytesRead: totals.bytesRead, changedBlocks: totals.changedBlocks, zeroBlocks: totals.zeroBlocks, zeroedBlocks: Array.from(totals.zeroedBlocks) };
+    return result;
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeAll } from '@bulwark/proto/direct-io';
-import { GROUP_BLOCKS } from './extents.js';
+import { GROUP_BLOCKS } from './geometry.js';
 
 const MAGIC = Buffer.from('BWVOLST1', 'latin1');
 
