@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_CLI, backupVolume, createSite, enrollAgent, restoreVolume, runOk, tempDir, type Site } from '../support/cluster.js';
+import { AGENT_CLI, backupVolume, createSite, enrollAgent, restoreVolume, runOk, tempDir, type Site, type VolumeJson } from '../support/cluster.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, randomWrites, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 /** A sparse image: holes, explicit zero ranges, random and text-like data. */
@@ -61,6 +61,29 @@ describe('volume backup', () => {
     }
     const { stdout } = await runOk(AGENT_CLI, ['points', '--state', state]);
     expect(stdout).toMatch(/volume .*hash-scan\s+crash-inconsistent/);
+  });
+
+  it('restores exactly when a scan has more jobs than its workers hold at once', async () => {
+    // 384 MiB: six 64 MiB jobs, more than two workers with two jobs each, so later jobs wait in a worker's queue.
+    const size = 384 * 1024 * 1024;
+    const image = path.join(work, 'many-jobs.img');
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, size);
+    const random = randomStream('many-jobs');
+    for (let at = 0; at < size; at += 32 * 1024 * 1024) writeAt(image, random(1024 * 1024), at + 7 * 1024 * 1024);
+    const first = await backupVolume(state, image);
+    expect(first.provider).toBe('full-read');
+    const firstHash = sha256File(image);
+    randomWrites(image, new FastRng(384), 60, 200_000, 'many-jobs-writes');
+    const second = await backupVolume(state, image);
+    expect(second.provider).toBe('hash-scan');
+    expect(second.bytesRead).toBe(size);
+    for (const [point, hash] of [[first.point, firstHash], [second.point, sha256File(image)]]) {
+      const target = path.join(work, 'many-jobs-restored.img');
+      expect((await restoreVolume(state, point, target)).verified).toBe(true);
+      expect(sha256File(target)).toBe(hash);
+      fs.rmSync(target);
+    }
   });
 
   it('trusts a bitmap only when it continues the previous point, and falls back to a scan otherwise', async () => {

@@ -52,7 +52,7 @@ export interface ScanOutput { emit(blob: { id: Uint8Array; envelope: ArrayBuffer
 export interface ScanTotals { bytesRead: number; changedBlocks: number; zeroedBlocks: Uint32Array; zeroBlocks: number }
 
 export const PACK_BLOCKS = 256;
-const SEGMENT_BYTES = 4 * 1024 * 1024;
+const SEGMENT_BYTES = 1024 * 1024;
 
 export function blockHash(block: Uint8Array, secret: Uint8Array): bigint {
   return xxh3.xxh64WithSecret(block, secret);

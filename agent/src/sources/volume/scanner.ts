@@ -3,6 +3,9 @@
  * read block runs, hash every block, and seal the changed ones into blobs.
  * Work is cut into jobs of at most 64 MiB of blocks, handed to whichever
  * worker is free, so a core busy with something else slows nothing down.
+ * Each worker holds two jobs, the next one queued behind the one it reads:
+ * a worker that had to ask the main thread for more sat idle 20–40 ms
+ * between jobs whenever that thread was busy (connecting, collecting garbage).
  */
 import type { Worker } from 'node:worker_threads';
 import { Blake3Hasher } from '../../native/blake3.js';
@@ -52,7 +55,9 @@ export class VolumeReadError extends Error {
   constructor(message: string, readonly code?: string) { super(message); }
 }
 
-interface Slot { worker: Worker; busy: boolean }
+interface Slot { worker: Worker; jobs: number }
+
+const JOBS_PER_WORKER = 2;
 
 /**
  * Cut runs into jobs of at most `jobBlocks` blocks. Pieces never cross a
@@ -94,8 +99,8 @@ export class VolumeScanner {
     for (let i = 0; i < threads; i++) {
       const worker = takeVolumeWorker();
       worker.postMessage({ type: 'init', keys: { blobIdKey: keys.blobId, dataKey: keys.data, hashSecret }, outstanding: this.outstanding.buffer as SharedArrayBuffer, outstandingLimit: OUTSTANDING_LIMIT } satisfies ToVolumeWorker);
-      // Referenced only while busy (takeVolumeWorker hands it over unreferenced).
-      this.slots.push({ worker, busy: false });
+      // Referenced only while it has jobs (takeVolumeWorker hands it over unreferenced).
+      this.slots.push({ worker, jobs: 0 });
     }
   }
 
@@ -126,8 +131,7 @@ export class VolumeScanner {
         }
         const jobId = this.nextJob++;
         const job: ScanJob = { type: 'scan', jobId, path: request.path, sizeBytes: request.sizeBytes, blockSize: request.blockSize, runs: jobs[next++], prev, out, prevGroups, outGroups, aligned: request.aligned };
-        slot.busy = true;
-        slot.worker.ref();
+        if (slot.jobs++ === 0) slot.worker.ref();
         running++;
         const onMessage = (m: FromVolumeWorker) => {
           if (m.jobId !== jobId) return;
@@ -141,8 +145,7 @@ export class VolumeScanner {
           }
           slot.worker.off('message', onMessage);
           slot.worker.off('error', onError);
-          slot.busy = false;
-          slot.worker.unref();
+          if (--slot.jobs === 0) slot.worker.unref();
           running--;
           if (m.type === 'failed') { fail(new VolumeReadError(`reading ${request.path}: ${m.message}`, m.code)); return; }
           result.bytesRead += m.bytesRead;
@@ -156,7 +159,7 @@ export class VolumeScanner {
         slot.worker.on('error', onError);
         slot.worker.postMessage(job satisfies ToVolumeWorker);
       };
-      for (const slot of this.slots) start(slot);
+      for (let i = 0; i < JOBS_PER_WORKER; i++) for (const slot of this.slots) start(slot);
     });
   }
 
