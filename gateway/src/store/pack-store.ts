@@ -20,6 +20,7 @@ import {
 import type { SealedPackRecord } from '../catalog/catalog.js';
 import { ChattrImmutable, type ImmutableFlag } from './immutable.js';
 import { PackFile } from './pack-file.js';
+import { PackReader } from './pack-reader.js';
 import { WormViolation } from '../retention/worm.js';
 
 /** Decides whether a sealed pack may go, and records its removal in the catalog (retention/retention.ts). */
@@ -106,7 +107,7 @@ export class PackWriter {
 }
 
 export class PackStore implements BlobStore {
-  private readonly readFds = new Map<string, Promise<fsp.FileHandle>>();
+  private readonly reader = new PackReader();
   readonly packsDir: string;
   readonly incomingDir: string;
   /** Set by the gateway; without one, deletePack refuses everything. */
@@ -200,23 +201,12 @@ export class PackStore implements BlobStore {
     }
   }
 
-  async readInto(packHash: Buffer, offset: number, buffers: Buffer[]): Promise<void> {
-    const key = packHash.toString('hex');
-    let handle = this.readFds.get(key);
-    if (!handle) {
-      if (this.readFds.size >= 64) this.closeReaders();
-      handle = fsp.open(this.packPath(packHash), 'r');
-      handle.catch(() => this.readFds.delete(key));
-      this.readFds.set(key, handle);
-    }
-    const length = buffers.reduce((n, b) => n + b.length, 0);
-    const { bytesRead } = await (await handle).readv(buffers, offset);
-    if (bytesRead !== length) throw new Error(`pack ${key} is shorter than its index says (blobs at ${offset})`);
+  readInto(packHash: Buffer, offset: number, buffers: Buffer[]): Promise<void> {
+    return this.reader.readInto(this.packPath(packHash), offset, buffers);
   }
 
   closeReaders(): void {
-    for (const handle of this.readFds.values()) handle.then((h) => h.close()).catch(() => undefined);
-    this.readFds.clear();
+    this.reader.close();
   }
 }
 

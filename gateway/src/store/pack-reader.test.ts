@@ -1,0 +1,37 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { PackReader } from './pack-reader.js';
+
+describe('pack reader', () => {
+  it('fills the pieces with exactly the bytes at any offset, around the page cache or through it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-packreader-'));
+    try {
+      for (const direct of [true, false]) {
+        // Not a whole number of pages, and larger than one read's aligned memory.
+        const data = randomBytes(9 * 1024 * 1024 + 123);
+        const file = path.join(dir, `${direct}.pack`);
+        fs.writeFileSync(file, data);
+        const reader = new PackReader({ direct });
+        // ext4 takes direct I/O: the reader uses it.
+        if (!direct) expect(await reader.readsDirect(file)).toBe(false);
+        else if (fs.statfsSync(dir).type === 0xef53) expect(await reader.readsDirect(file)).toBe(true);
+        const spans: [number, number[]][] = [
+          [0, [1]], [1, [4095, 1]], [4095, [2, 8190]], [data.length - 1, [1]], [data.length - 5000, [10, 0, 4990]],
+          [12345, [1024 * 1024, 3, 3 * 1024 * 1024]], [7, [8 * 1024 * 1024 + 50_000]], [100, [9 * 1024 * 1024]],
+        ];
+        for (const [offset, sizes] of spans) {
+          const pieces = sizes.map((n) => Buffer.alloc(n, 0xee));
+          await reader.readInto(file, offset, pieces);
+          expect(Buffer.concat(pieces).equals(data.subarray(offset, offset + sizes.reduce((a, b) => a + b, 0))), `direct ${direct}, at ${offset}`).toBe(true);
+        }
+        await expect(reader.readInto(file, data.length - 10, [Buffer.alloc(11)])).rejects.toThrow(/shorter than its index says/);
+        reader.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
