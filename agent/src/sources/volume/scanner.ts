@@ -10,7 +10,7 @@
 import type { Worker } from 'node:worker_threads';
 import { Blake3Hasher } from '../../native/blake3.js';
 import type { AgentKeys } from '../../crypto/keys.js';
-import { runScan, type FromVolumeWorker, type ScanJob, type ToVolumeWorker } from './scan-core.js';
+import { runScan, type FromVolumeWorker, type ScanJob, type ScanTotals, type ToVolumeWorker } from './scan-core.js';
 import { takeVolumeWorker, VOLUME_THREADS } from './worker-pool.js';
 
 const JOB_BLOCKS = 16384;
@@ -148,10 +148,7 @@ export class VolumeScanner {
           if (--slot.jobs === 0) slot.worker.unref();
           running--;
           if (m.type === 'failed') { fail(new VolumeReadError(`reading ${request.path}: ${m.message}`, m.code)); return; }
-          result.bytesRead += m.bytesRead;
-          result.changedBlocks += m.changedBlocks;
-          result.zeroBlocks += m.zeroBlocks;
-          for (const b of m.zeroedBlocks) result.zeroedBlocks.push(b);
+          addTotals(result, m);
           start(slot);
         };
         const onError = (err: Error) => fail(err);
@@ -178,10 +175,7 @@ export class VolumeScanner {
         throw new VolumeReadError(`reading ${request.path}: ${e.message}`, e.code);
       }
       for (const b of blobs) await sink(Buffer.from(b.id), Buffer.from(b.envelope), b.blocks, b.plainBytes);
-      result.bytesRead += piece.bytesRead;
-      result.changedBlocks += piece.changedBlocks;
-      result.zeroBlocks += piece.zeroBlocks;
-      for (const b of piece.zeroedBlocks) result.zeroedBlocks.push(b);
+      addTotals(result, piece);
     }
     return result;
   }
@@ -189,6 +183,13 @@ export class VolumeScanner {
   async close(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+function addTotals(result: ScanResult, job: ScanTotals): void {
+  result.bytesRead += job.bytesRead;
+  result.changedBlocks += job.changedBlocks;
+  result.zeroBlocks += job.zeroBlocks;
+  for (const b of job.zeroedBlocks) result.zeroedBlocks.push(b);
 }
 
 function shared(array: BigUint64Array): SharedArrayBuffer {
