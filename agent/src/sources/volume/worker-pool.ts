@@ -1,10 +1,10 @@
 /**
  * @module Volume worker threads, startable ahead of need. A worker costs
- * ~0.1 s of CPU to boot (its isolate, the addons), and until now a scan
- * booted its workers only once the main thread had loaded the agent's code,
- * its state and the previous point's map. A backup that will read the whole
- * volume starts them first (cli/main.ts), so that boot overlaps the rest.
- * Small on purpose: it is evaluated before anything else.
+ * ~0.1 s of CPU to boot (its isolate, the addons); started by the first
+ * scan, it would boot only after the main thread had loaded the agent's
+ * code, its state and the previous point's map. A backup that will read the
+ * whole volume starts them first (cli/main.ts), so that boot overlaps the
+ * rest. Small on purpose: it is evaluated before anything else.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
