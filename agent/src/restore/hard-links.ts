@@ -38,6 +38,6 @@ export async function restoreHardLink(link: PlannedLink, chown: boolean): Promis
     if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
   }
   await fsp.copyFile(link.to, link.path, fs.constants.COPYFILE_EXCL);
-  await applyMetadata(link.path, link.node, chown);
+  applyMetadata(link.path, link.node, chown);
 }
 
