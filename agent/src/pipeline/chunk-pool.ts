@@ -4,10 +4,10 @@
  * blob ids in order; the consumer's promise is what releases the worker's
  * back-pressure.
  */
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { AgentKeys } from '../crypto/keys.js';
 import type { BlobBatch, FromWorker, ToWorker } from './messages.js';
+import { WORKER_THREADS } from './threads.js';
 
 export interface SealedBlob { id: Buffer; envelope: Buffer }
 export type BlobConsumer = (blobs: SealedBlob[], plainBytes: number) => Promise<void>;
@@ -37,7 +37,7 @@ export class ChunkPool {
   private nextJob = 1;
 
   /** Workers start on the first job: a run where nothing changed never pays for them. */
-  constructor(private readonly keys: AgentKeys, private readonly threads = Math.max(1, Math.min(4, os.availableParallelism()))) {}
+  constructor(private readonly keys: AgentKeys, private readonly threads = WORKER_THREADS) {}
 
   private startWorkers(): void {
     const keys = this.keys;

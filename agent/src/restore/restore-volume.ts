@@ -8,7 +8,6 @@
  * the signed manifest.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { bar, formatBytes, ProgressLine, type Manifest, type VolumeMap } from '@bulwark/proto';
@@ -20,6 +19,7 @@ import type { FromVolumeWriter, ToVolumeWriter } from './volume-write-worker.js'
 import { imageDigest, restorePlan } from '../sources/volume/extents.js';
 import { blockHashSecret, sharedHashes } from '../sources/volume/scanner.js';
 import { blockHash } from '../sources/volume/scan-core.js';
+import { WORKER_THREADS } from '../pipeline/threads.js';
 
 const GROUP_BLOBS = 48;
 const BUFFERED_LIMIT = 128 * 1024 * 1024;
@@ -63,7 +63,7 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
     if (size < map.sizeBytes) throw new RestoreError(`${target} holds ${size} bytes; the image needs ${map.sizeBytes}`);
   }
 
-  const threads = Math.max(1, Math.min(4, os.availableParallelism()));
+  const threads = WORKER_THREADS;
   const hashSecret = blockHashSecret(access.keys);
   const blockCount = Math.ceil(map.sizeBytes / map.blockSize);
   const hashes = sharedHashes(blockCount);

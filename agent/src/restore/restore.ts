@@ -7,7 +7,6 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -22,6 +21,7 @@ import type { AgentState } from '../state/state.js';
 import type { FromRestoreWorker, RestoreBlob, RestoreFile, ToRestoreWorker } from './write-worker.js';
 import { restoreHardLink, splitHardLinks, type PlannedFile } from './hard-links.js';
 import { applyMetadata } from './metadata.js';
+import { WORKER_THREADS } from '../pipeline/threads.js';
 
 const treeCodec = storageCodec<Tree>('Tree');
 const manifestCodec = storageCodec<Manifest>('Manifest');
@@ -206,7 +206,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   const { written, links } = splitHardLinks(files);
 
   // Assign each file to one worker; route each blob to the workers whose files use it.
-  const threads = Math.max(1, Math.min(4, os.availableParallelism()));
+  const threads = WORKER_THREADS;
   /** Per blob id: for each worker, the (file, offset) places it must be written to. */
   const targets = new Map<string, { file: number; offset: number }[][]>();
   /** Each blob once, in the order first met, with its plaintext size: what to read. */

@@ -11,7 +11,8 @@ import type { Worker } from 'node:worker_threads';
 import { Blake3Hasher } from '../../native/blake3.js';
 import type { AgentKeys } from '../../crypto/keys.js';
 import { runScan, type FromVolumeWorker, type ScanJob, type ScanTotals, type ToVolumeWorker } from './scan-core.js';
-import { takeVolumeWorker, VOLUME_THREADS } from './worker-pool.js';
+import { takeVolumeWorker } from './worker-pool.js';
+import { WORKER_THREADS } from '../../pipeline/threads.js';
 
 const JOB_BLOCKS = 16384;
 /** Change sets this small are scanned on the main thread: starting workers would cost more. */
@@ -88,7 +89,7 @@ export class VolumeScanner {
   private nextJob = 1;
   private readonly hashSecret: Buffer;
 
-  constructor(private readonly keys: AgentKeys, private readonly threads = VOLUME_THREADS) {
+  constructor(private readonly keys: AgentKeys, private readonly threads = WORKER_THREADS) {
     this.hashSecret = blockHashSecret(keys);
   }
 

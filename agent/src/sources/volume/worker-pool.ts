@@ -6,14 +6,12 @@
  * whole volume starts them first (cli/main.ts), so that boot overlaps the
  * rest. Small on purpose: it is evaluated before anything else.
  */
-import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-
-export const VOLUME_THREADS = Math.max(1, Math.min(4, os.availableParallelism()));
+import { WORKER_THREADS } from '../../pipeline/threads.js';
 
 const started: Worker[] = [];
 
-export function prestartVolumeWorkers(count = VOLUME_THREADS): void {
+export function prestartVolumeWorkers(count = WORKER_THREADS): void {
   while (started.length < count) started.push(spawnVolumeWorker());
 }
 
