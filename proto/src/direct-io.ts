@@ -26,9 +26,14 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
 export class DirectDescriptor {
   private fd = -1;
 
-  /** `enabled` false: never direct (tests of the page-cache path). */
-  constructor(path: string, enabled = true) {
+  /**
+   * `file`: a path, or an open descriptor, reopened through /proc/self/fd so
+   * that it is the same file whatever its path now names. `enabled` false:
+   * never direct (tests of the page-cache path).
+   */
+  constructor(file: string | number, enabled = true) {
     if (!enabled || fs.constants.O_DIRECT === undefined) return;
+    const path = typeof file === 'number' ? `/proc/self/fd/${file}` : file;
     try { this.fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_DIRECT); } catch { /* no direct I/O here: the page cache it is */ }
   }
 

@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ImageWriter } from './image-writer.js';
+import { DirectDescriptor } from '@bulwark/proto/direct-io';
+import { ImageWriter, goesDirect, writeAround } from './image-writer.js';
+
+const onExt4 = (dir: string) => process.platform === 'linux' && fs.statfsSync(dir).type === 0xef53;
 
 /** Ranges a restore writes: aligned runs, unaligned source offsets, and the image's partial last block. */
 function writeImage(file: string, size: number, ranges: [number, Buffer][], direct: boolean): boolean {
@@ -29,6 +32,9 @@ describe('image writer', () => {
         [0, source.subarray(0, 4096)],
         // Longer than the staging buffer, from an odd offset of its source.
         [1024 * 1024, source.subarray(7, 7 + 2 * 1024 * 1024 + 4096)],
+        // Not on a page boundary at either end: partial pages through the cache, whole ones around it.
+        [3 * 1024 * 1024 + 8192 + 777, source.subarray(5, 5 + 512 * 1024 + 1000)],
+        [3 * 1024 * 1024 + 600 * 1024 + 3, source.subarray(1, 5001)],
         [4 * 1024 * 1024 + 8192, source.subarray(100, 100 + 4096 * 5)],
         [4 * 1024 * 1024 + 65536, source.subarray(9, 9 + 128 * 1024)],
         // The partial last block: through the page cache whatever the mode.
@@ -43,7 +49,40 @@ describe('image writer', () => {
       expect(fs.readFileSync(buffered).equals(expected)).toBe(true);
       expect(fs.readFileSync(direct).equals(expected)).toBe(true);
       // Where the filesystem takes direct I/O (ext4 and XFS do), the writer used it to the end.
-      if (process.platform === 'linux' && fs.statfsSync(dir).type === 0xef53) expect(wentDirect).toBe(true);
+      if (onExt4(dir)) expect(wentDirect).toBe(true);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('goes direct only for writes with enough whole pages', () => {
+    expect(goesDirect(0, 64 * 1024)).toBe(true);
+    expect(goesDirect(1, 64 * 1024)).toBe(false);
+    expect(goesDirect(4095, 64 * 1024 + 1)).toBe(true);
+    expect(goesDirect(0, 64 * 1024 - 1)).toBe(false);
+  });
+
+  it('reopens a descriptor as the same file, even after its path names another', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-image-'));
+    try {
+      const created = path.join(dir, 'restored');
+      const elsewhere = path.join(dir, 'elsewhere');
+      fs.writeFileSync(elsewhere, 'not to be written');
+      const fd = fs.openSync(created, 'wx');
+      // The restore target is swapped for a symlink after the file was created.
+      fs.renameSync(created, path.join(dir, 'moved'));
+      fs.symlinkSync(elsewhere, created);
+      const data = randomBytes(300 * 1024);
+      const direct = new DirectDescriptor(fd);
+      try {
+        writeAround(fd, direct, data, 1000);
+        if (onExt4(dir)) expect(direct.isDirect).toBe(true);
+      } finally {
+        direct.close();
+        fs.closeSync(fd);
+      }
+      expect(fs.readFileSync(path.join(dir, 'moved')).equals(Buffer.concat([Buffer.alloc(1000), data]))).toBe(true);
+      expect(fs.readFileSync(elsewhere, 'utf8')).toBe('not to be written');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

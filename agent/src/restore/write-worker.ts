@@ -2,12 +2,14 @@
  * @module Restore worker: opens blob envelopes (MAC and id check), writes the
  * plaintext at its offsets, and finishes each file (mode, owner, mtime) once
  * its last blob is in. Every file belongs to exactly one worker, so no two
- * threads ever write the same file.
+ * threads ever write the same file. Large blobs are written around the page
+ * cache (image-writer.ts), small files through it.
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { writeAll } from '@bulwark/proto/direct-io';
+import { DirectDescriptor, writeAll } from '@bulwark/proto/direct-io';
 import { openBlobTransient } from '../crypto/envelope.js';
+import { goesDirect, writeAround } from './image-writer.js';
 
 export interface RestoreFile { index: number; path: Uint8Array; size: number; blobs: number; mode: number; uid: number; gid: number; mtimeSec: number; mtimeNsec: number }
 export type ToRestoreWorker =
@@ -54,6 +56,20 @@ function ensureOpen(file: OpenFile): number {
   open.set(file.meta.index, file);
   return file.fd;
 }
+
+function write(file: OpenFile, data: Buffer, offset: number): void {
+  const fd = ensureOpen(file);
+  if (!goesDirect(offset, data.length)) return writeAll(fd, data, offset);
+  // Reopened from the descriptor, so it is the file we created whatever its path names now; held for this blob only, so
+  // the worker's descriptor budget stays one per open file.
+  const direct = new DirectDescriptor(fd);
+  try {
+    writeAround(fd, direct, data, offset);
+  } finally {
+    direct.close();
+  }
+}
+
 let bytes = 0;
 let filesDone = 0;
 let lastReport = 0;
@@ -103,7 +119,7 @@ port.on('message', (message: ToRestoreWorker) => {
       for (const target of blob.targets) {
         const file = files.get(target.file);
         if (!file) continue;
-        writeAll(ensureOpen(file), plain, target.offset);
+        write(file, plain, target.offset);
         bytes += plain.length;
         if (--file.remaining === 0) finish(file);
       }
