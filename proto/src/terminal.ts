@@ -20,6 +20,12 @@ export async function runCommand(commands: Record<string, (args: string[]) => Pr
   await handler(rest);
 }
 
+/** An operating-system error (ENOSPC, EACCES, …): its message already names the call and the path, a stack would only hide them. */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  return err instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string';
+}
+
 /** Strict option parsing whose mistakes come back as a UsageError naming the bad option. */
 export function parseOptions<T extends OptionSpec>(args: string[], spec: T, positionals = false): ParsedOptions<T> {
   try {

@@ -124,6 +124,14 @@ describe('round trip', () => {
     expect(result.stderr).toMatch(/already exists/);
   });
 
+  it('says in one line why it cannot restore where the system refuses, without a stack trace', async () => {
+    const notADir = path.join(work, 'plain-file');
+    fs.writeFileSync(notADir, 'x');
+    const result = await run(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(notADir, 'inside')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^bulwark-agent: ENOTDIR: not a directory, mkdir '.*plain-file\/inside'\n$/);
+  });
+
   it('stores a directory whose listing exceeds a frame in parts, and restores it', async () => {
     // 48,000 entries with random 200-byte names and distinct contents: a tree whose envelope, even
     // compressed, is over the 8 MiB frame limit.

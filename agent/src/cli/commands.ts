@@ -2,7 +2,7 @@
  * @module The agent's commands, loaded by `bulwark-agent` (cli/main.ts)
  * once it has started what can start early.
  */
-import { bar, formatBytes, parseOptions, ProgressLine, readSecret, runCommand, UsageError } from '@bulwark/proto';
+import { bar, formatBytes, isSystemError, parseOptions, ProgressLine, readSecret, runCommand, UsageError } from '@bulwark/proto';
 import { loadState, StateError } from '../state/state.js';
 import { backupFiles } from '../jobs/backup-files.js';
 import { connectAgent } from '../jobs/connect.js';
@@ -131,7 +131,7 @@ process.once('beforeExit', () => {
 
 runCommand(commands, USAGE, process.argv.slice(2)).then(() => process.exit(0), (err) => {
   if (err instanceof UsageError) { process.stderr.write(`bulwark-agent: ${err.message}\n\n${USAGE}`); process.exit(2); }
-  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError || err instanceof VolumeSourceError;
+  const known = err instanceof StateError || err instanceof GatewayError || err instanceof RestoreError || err instanceof BlobIntegrityError || err instanceof VolumeSourceError || isSystemError(err);
   process.stderr.write(`bulwark-agent: ${known ? err.message : (err as Error).stack ?? err}\n`);
   process.exit(1);
 });
