@@ -9,5 +9,6 @@ export default defineConfig({
     // The machine has two cores and most tests run real gateway and agent processes.
     fileParallelism: false,
     pool: 'forks',
+    globalSetup: ['test/support/temp-dirs.ts'],
   },
 });
