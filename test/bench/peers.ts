@@ -5,7 +5,6 @@
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { removeTree } from '../support/cluster.js';
 
 export interface Timed { seconds: number; stdout: string; peakRssBytes: number }
 
@@ -90,6 +89,12 @@ export function markdownTable(title: string, rows: Row[]): string {
     lines.push(`| ${r.metric} (${r.unit}) | ${fmt(r.bulwark, r.unit)} | ${fmt(r.restic, r.unit)} | ${fmt(r.borg, r.unit)} | ${ratio === undefined ? '–' : ratio.toFixed(2)} | ${target} | ${met} |`);
   }
   return lines.join('\n');
+}
+
+/** Remove a bench directory. Sealed packs carry the immutable flag; a bench owns its store and lifts it. */
+export function removeTree(dir: string): void {
+  if (fs.existsSync(dir)) spawnSync('chattr', ['-R', '-i', dir]);
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 export function freshDir(dir: string): string {

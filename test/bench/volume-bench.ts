@@ -15,8 +15,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { AGENT_CLI, createSite, enrollAgent, removeTree, type Site } from '../support/cluster.js';
-import { dropCaches, ensurePeers, freshDir, median, timed as timedCommand, warm } from './peers.js';
+import { AGENT_CLI, createSite, enrollAgent, type Site } from '../support/cluster.js';
+import { dropCaches, ensurePeers, freshDir, median, removeTree, timed as timedCommand, warm } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';

@@ -2,7 +2,7 @@
  * @module Test support: real gateway and agent processes, started from the
  * built command-line programs exactly as a user runs them.
  */
-import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,11 +35,6 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `bulwark-${prefix}-`));
 }
 
-/** Remove a directory a test or bench made. Sealed packs carry the immutable flag; the test owns its store and lifts it. */
-export function removeTree(dir: string): void {
-  if (fs.existsSync(dir)) spawnSync('chattr', ['-R', '-i', dir]);
-  fs.rmSync(dir, { recursive: true, force: true });
-}
 
 export class GatewayProcess {
   proc!: ChildProcess;

@@ -5,23 +5,28 @@
  * since the run began, so another run's or a bench's are left alone.
  * BULWARK_KEEP_TEST_DIRS=1 keeps them for a look after a failure.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { removeTree } from './cluster.js';
+import { promisify } from 'node:util';
 
 const TEMP_DIR = /^bulwark-[a-z0-9-]+-[A-Za-z0-9]{6}$/;
 
-export default function setup(): () => void {
+export default function setup(): () => Promise<void> {
   const started = Date.now();
-  return () => {
+  // Asynchronous, so vitest goes on shutting its workers down meanwhile.
+  return async () => {
     if (process.env.BULWARK_KEEP_TEST_DIRS) return;
-    for (const name of fs.readdirSync(os.tmpdir())) {
+    for (const name of await fs.promises.readdir(os.tmpdir())) {
       if (!TEMP_DIR.test(name)) continue;
       const dir = path.join(os.tmpdir(), name);
-      const st = fs.statSync(dir, { throwIfNoEntry: false });
+      const st = await fs.promises.stat(dir).catch(() => undefined);
       // A filesystem without birth times reports 0: nothing is removed rather than something not ours.
-      if (st?.isDirectory() && st.birthtimeMs >= started) removeTree(dir);
+      if (!st?.isDirectory() || st.birthtimeMs < started) continue;
+      // Sealed packs carry the immutable flag; the tests own their stores and lift it.
+      await promisify(execFile)('chattr', ['-R', '-i', dir]).catch(() => undefined);
+      await fs.promises.rm(dir, { recursive: true, force: true });
     }
   };
 }
