@@ -8,7 +8,7 @@ import { ChattrImmutable } from './immutable.js';
 const isImmutable = (file: string) => execFileSync('lsattr', ['-d', file], { encoding: 'utf8' }).split(' ')[0].includes('i');
 
 describe('immutable flag', () => {
-  it('answers every pack in order through one shell, a failure in between included', async () => {
+  it('sets and clears the flag through one shell, answers in order, a failure in between included', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-immutable-'));
     const files = Array.from({ length: 6 }, (_, i) => path.join(dir, `pack-${i}`));
     for (const f of files) fs.writeFileSync(f, 'sealed');
@@ -23,6 +23,10 @@ describe('immutable flag', () => {
       expect(flag.supported).toBe(works);
       for (const f of files) expect(isImmutable(f)).toBe(works);
       if (works) expect(() => fs.writeFileSync(files[3], 'changed')).toThrow(/EPERM/);
+      // Cleared through the same shell: the file can change again.
+      expect(await flag.clear(files[3])).toBe(works);
+      expect(isImmutable(files[3])).toBe(false);
+      fs.writeFileSync(files[3], 'changed');
     } finally {
       for (const f of files) await flag.clear(f);
       fs.rmSync(dir, { recursive: true, force: true });

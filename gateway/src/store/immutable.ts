@@ -5,7 +5,7 @@
  * once the WORM checks passed. Without chattr, or on a filesystem that
  * refuses, packs stay read-only (0444) and the gateway says so once.
  */
-import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 
 export interface ImmutableFlag {
@@ -16,38 +16,35 @@ export interface ImmutableFlag {
   readonly supported: boolean | undefined;
 }
 
-/** Resolves with chattr's complaint, or undefined when it succeeded. */
-function chattr(flag: '+i' | '-i', files: string[]): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    execFile('chattr', [flag, '--', ...files], { timeout: 10_000 }, (err, _stdout, stderr) => resolve(err ? (stderr.trim() || err.message) : undefined));
-  });
-}
-
-/** Reads pack paths, one per line (the store names them: no newlines), and answers each with "ok" or chattr's complaint on one line. */
-const SEALER_SCRIPT = 'while IFS= read -r f; do if out=$(chattr +i -- "$f" 2>&1); then echo ok; else printf "%s\\n" "$out" | tr "\\n" " "; echo; fi; done';
+/**
+ * Reads lines of a flag (+i or -i) and a file (the store names them: no
+ * newlines) and answers each with "ok" or chattr's complaint on one line.
+ */
+const CHATTR_SCRIPT = 'while IFS=" " read -r flag f; do if out=$(chattr "$flag" -- "$f" 2>&1); then echo ok; else printf "%s\\n" "$out" | tr "\\n" " "; echo; fi; done';
 
 /**
- * One long-lived shell sets the flag on every sealed pack. Forking the
- * gateway per pack cost its main thread ~4 ms each time (a profile of a
+ * One long-lived shell runs chattr for every pack sealed or deleted. Forking
+ * the gateway per pack cost its main thread ~4 ms each time (a profile of a
  * 837 MiB backup: 0.23 s in spawn for ~55 packs), and after each fork every
  * page it wrote took a copy-on-write fault once more. The shell reads EOF and
  * ends when the gateway does, killed or not.
  */
-class Sealer {
+class ChattrShell {
   private child?: ChildProcessByStdio<Writable, Readable, null>;
   private readonly waiting: ((complaint: string | undefined) => void)[] = [];
   private partial = '';
 
-  set(file: string): Promise<string | undefined> {
+  /** Resolves with chattr's complaint, or undefined when it succeeded. */
+  run(flag: '+i' | '-i', file: string): Promise<string | undefined> {
     const child = (this.child ??= this.start());
     return new Promise((resolve) => {
       this.waiting.push(resolve);
-      child.stdin.write(`${file}\n`);
+      child.stdin.write(`${flag} ${file}\n`);
     });
   }
 
   private start(): ChildProcessByStdio<Writable, Readable, null> {
-    const child = spawn('sh', ['-c', SEALER_SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn('sh', ['-c', CHATTR_SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'] });
     // Never what keeps the gateway running.
     child.unref();
     (child.stdin as Writable & { unref?: () => void }).unref?.();
@@ -73,13 +70,13 @@ class Sealer {
 export class ChattrImmutable implements ImmutableFlag {
   supported: boolean | undefined = undefined;
   onUnsupported?: (reason: string) => void;
-  private readonly sealer = new Sealer();
+  private readonly shell = new ChattrShell();
 
   constructor(private readonly enabled = true) { if (!enabled) this.supported = false; }
 
   async set(file: string): Promise<boolean> {
     if (this.supported === false) return false;
-    const complaint = await this.sealer.set(file);
+    const complaint = await this.shell.run('+i', file);
     if (complaint === undefined) { this.supported = true; return true; }
     // A filesystem without the flag says so on the first pack.
     if (this.supported === undefined) { this.supported = false; this.onUnsupported?.(complaint); }
@@ -88,6 +85,6 @@ export class ChattrImmutable implements ImmutableFlag {
 
   async clear(file: string): Promise<boolean> {
     if (!this.enabled) return false;
-    return (await chattr('-i', [file])) === undefined;
+    return (await this.shell.run('-i', file)) === undefined;
   }
 }
