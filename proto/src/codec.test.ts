@@ -67,8 +67,11 @@ describe('storage codec', () => {
 
 describe('merkle root', () => {
   it('changes with any id and with order, and matches for the canonical form', () => {
-    const refs = canonicalRefs([id(3), id(1), id(2), id(1)]);
-    expect(refs.length).toBe(96);
+    const refs = canonicalRefs([id(3), id(1), id(2), id(1)].map((b) => b.toString('hex')));
+    expect(refs).toEqual(Buffer.concat([id(1), id(2), id(3)]));
+    const mixed = [0xa0, 0x09, 0x1f, 0x0a, 0xff, 0x00].map(id);
+    expect(canonicalRefs(mixed.map((b) => b.toString('hex')))).toEqual(Buffer.concat([...mixed].sort(Buffer.compare)));
+    expect(() => canonicalRefs(['ab'])).toThrow(/not a 32-byte id/);
     const root = merkleRoot(refs);
     const tampered = Buffer.from(refs); tampered[40] ^= 1;
     expect(merkleRoot(tampered)).not.toEqual(root);

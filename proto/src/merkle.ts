@@ -27,10 +27,16 @@ export function merkleRoot(refs: Buffer): Buffer {
   return nodes;
 }
 
-/** Sort and de-duplicate ids; the canonical form of a reference list. */
-export function canonicalRefs(ids: Iterable<Buffer>): Buffer {
-  const unique = new Map<string, Buffer>();
-  for (const id of ids) unique.set(id.toString('hex'), id);
-  const keys = [...unique.keys()].sort();
-  return Buffer.concat(keys.map((k) => unique.get(k)!));
+/**
+ * Sort and de-duplicate ids, given in lowercase hex (sources collect them
+ * that way to de-duplicate as they go; its order is the bytes' order); the
+ * canonical form of a reference list.
+ */
+export function canonicalRefs(hexIds: Iterable<string>): Buffer {
+  const sorted = [...new Set(hexIds)].sort();
+  const out = Buffer.allocUnsafe(sorted.length * BLOB_ID_BYTES);
+  sorted.forEach((hex, i) => {
+    if (hex.length !== 2 * BLOB_ID_BYTES || out.write(hex, i * BLOB_ID_BYTES, BLOB_ID_BYTES, 'hex') !== BLOB_ID_BYTES) throw new Error(`reference ${hex} is not a ${BLOB_ID_BYTES}-byte id in hex`);
+  });
+  return out;
 }

@@ -8,7 +8,7 @@ import { FilesCache } from './files-cache.js';
 const stat = (size: number, mtimeNs: bigint) => ({ size: BigInt(size), mtimeNs, ctimeNs: mtimeNs + 1n, ino: 123456789012n }) as unknown as fs.BigIntStats;
 
 describe('files cache', () => {
-  it('keeps what each file looked like and its blobs from one point to the next; damage means no cache', () => {
+  it('keeps what each file looked like and its blobs from one committed point to the next; damage means no cache', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-cache-'));
     try {
       const pointId = randomBytes(16).toString('hex');
@@ -19,7 +19,9 @@ describe('files cache', () => {
       first.remember('/data/a\xe9', stat(5_000_000, -1_500_000_000_123n), 5_000_000, ids, [4_000_000, 1_000_000]);
       first.remember('/data/empty', stat(0, 1_700_000_000_000_000_001n), 0, [], []);
       first.rememberTree(tree);
-      first.save(pointId);
+      const staged = first.stage(pointId);
+      expect(FilesCache.load(dir, 'k').previousPointId).toBeUndefined(); // not in place until the commit is confirmed
+      staged.install();
 
       const second = FilesCache.load(dir, 'k');
       expect(second.previousPointId).toBe(pointId);

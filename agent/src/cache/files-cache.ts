@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { BLOB_ID_BYTES } from '@bulwark/proto';
-import { writePrivate } from '../state/state.js';
+import { stagePrivate, type StagedFile } from '../state/state.js';
 
 export interface CachedFile { size: number; mtimeNs: bigint; ctimeNs: bigint; ino: bigint; ids: Buffer[]; sizes: number[] }
 
@@ -107,7 +107,8 @@ export class FilesCache {
 
   rememberTree(idHex: string): void { this.nextTrees.add(idHex); }
 
-  save(pointId: string): void {
+  /** The cache for the point being committed, put in place once the gateway confirms it. */
+  stage(pointId: string): StagedFile {
     const n = this.next.size;
     const files = [...this.next.values()];
     const blobs = files.reduce((sum, f) => sum + f.ids.length, 0);
@@ -128,6 +129,7 @@ export class FilesCache {
     for (const f of files) for (const id of f.ids) at += id.copy(out, at);
     put(Uint32Array.from(files.flatMap((f) => f.sizes)));
     names.copy(out, at);
-    writePrivate(this.file, out);
+    // Not fsynced: a cache lost to a crash makes the next run read everything again, which is always correct.
+    return stagePrivate(this.file, out, false);
   }
 }

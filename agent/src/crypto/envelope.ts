@@ -39,8 +39,18 @@ function associatedData(id: Buffer, flags: number): Buffer {
   return adBuffer.subarray(0, id.length + 1);
 }
 
+/**
+ * One keyed hasher per key and thread, reset for every id: making one is a
+ * native object the garbage collector must finalize, 10–20 µs here, more
+ * than hashing a small blob takes.
+ */
+const keyedHashers = new WeakMap<Buffer, InstanceType<typeof Blake3Hasher>>();
+
 export function blobId(key: Buffer, plaintext: Buffer): Buffer {
-  return Blake3Hasher.newKeyed(key).update(plaintext).digestBuffer();
+  let hasher = keyedHashers.get(key);
+  if (hasher) hasher.reset();
+  else keyedHashers.set(key, (hasher = Blake3Hasher.newKeyed(key)));
+  return hasher.update(plaintext).digestBuffer();
 }
 
 function worthCompressing(plain: Buffer): boolean {

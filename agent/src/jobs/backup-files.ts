@@ -18,8 +18,8 @@ import path from 'node:path';
 export interface BackupReport {
   point: string; kind: 'files'; files: number; dirs: number; symlinks: number; unchangedFiles: number;
   bytesRead: number; logicalBytes: number; bytesSent: number; blobsSent: number; reconnects: number; seconds: number; warnings: string[];
-  /** Seconds in each step: the walk (reading and sending), the commit (until the gateway countersigned), saving the files cache. */
-  phases: { walk: number; commit: number; save: number };
+  /** Seconds in each step: the walk (reading and sending), the commit (until the gateway countersigned; the files cache is written meanwhile). */
+  phases: { walk: number; commit: number };
 }
 
 export async function backupFiles(state: AgentState, paths: string[], options: { progress?: boolean; onUploader?: (u: Uploader) => void } = {}): Promise<BackupReport> {
@@ -49,21 +49,20 @@ export async function backupFiles(state: AgentState, paths: string[], options: {
         const committed = await commitPoint(state, uploader, {
           kind: 'files',
           manifest: { hostname: os.hostname(), roots: walk.roots, files: walk.stats.files, dirs: walk.stats.dirs, bytesRead: walk.stats.bytesRead },
-          refs: [...walk.refs].map((h) => Buffer.from(h, 'hex')),
+          refs: walk.refs,
           logicalBytes: walk.stats.logicalBytes,
           previousPointId: cache.previousPointId ? Buffer.from(cache.previousPointId, 'hex') : undefined,
           provider: attempt === 0 && cache.previousPointId ? 'metadata-compare' : 'full-read',
           crashConsistent: false,
+          remember: (pointId) => cache.stage(pointId.toString('hex')),
         });
         const pointHex = committed.pointId.toString('hex');
-        const commitDone = seconds();
-        cache.save(pointHex);
         progress.done();
         return {
           point: pointHex, kind: 'files', files: walk.stats.files, dirs: walk.stats.dirs, symlinks: walk.stats.symlinks, unchangedFiles: walk.stats.unchangedFiles,
           bytesRead: walk.stats.bytesRead, logicalBytes: walk.stats.logicalBytes, bytesSent: bytesSentBefore + uploader.totalBytesSent(),
           blobsSent: blobsSentBefore + uploader.stats.blobsSent, reconnects: reconnects + uploader.stats.reconnects, seconds: seconds(), warnings: walk.stats.warnings,
-          phases: { walk: walked, commit: commitDone - walked, save: seconds() - commitDone },
+          phases: { walk: walked, commit: seconds() - walked },
         };
       } catch (err) {
         if (!(err instanceof MissingBlobsError) || attempt > 0) throw err;

@@ -13,7 +13,7 @@ import { connectAgent } from './connect.js';
 import type { AgentState } from '../state/state.js';
 import { chooseChangeSet, readBitmapFile, type ProviderName, type TrackingContext } from '../cbt/tracker.js';
 import { openVolumeSource, pointInTime } from '../sources/volume/source.js';
-import { loadVolumeMemory, saveVolumeMemory, volumeStateFile, VolumeStateError, type VolumeMemory } from '../sources/volume/volume-state.js';
+import { loadVolumeMemory, stageVolumeMemory, volumeStateFile, VolumeStateError, type VolumeMemory } from '../sources/volume/volume-state.js';
 import { HASH_ALGORITHM, sharedHashes, VolumeScanner } from '../sources/volume/scanner.js';
 import { BlockLocations, imageDigest } from '../sources/volume/extents.js';
 import { BLOCK_SIZE, GROUP_BLOCKS } from '../sources/volume/geometry.js';
@@ -22,8 +22,8 @@ export interface VolumeBackupReport {
   point: string; kind: 'volume'; path: string; provider: ProviderName; crashConsistent: boolean; snapshot: string;
   declined: string[]; sizeBytes: number; bytesRead: number; changedBytes: number; zeroBytes: number; dataBytes: number;
   bytesSent: number; blobsSent: number; extents: number; metadataBytes: number; reconnects: number; seconds: number; warnings: string[];
-  /** Seconds spent in each phase: connecting and loading, reading and sending, committing, saving the block map. */
-  phases: { start: number; read: number; commit: number; save: number };
+  /** Seconds spent in each phase: connecting and loading, reading and sending, committing (the block map is saved meanwhile). */
+  phases: { start: number; read: number; commit: number };
 }
 
 export async function backupVolume(state: AgentState, volumePath: string, options: { bitmapFile?: string; progress?: boolean } = {}): Promise<VolumeBackupReport> {
@@ -56,7 +56,7 @@ export async function backupVolume(state: AgentState, volumePath: string, option
   try {
     const skip: ProviderName[] = [];
     for (let attempt = 0; ; attempt++) {
-      const phases = { start: seconds(), read: 0, commit: 0, save: 0 };
+      const phases = { start: seconds(), read: 0, commit: 0 };
       const changes = chooseChangeSet(ctx, undefined, skip);
       const blocks = Math.ceil(source.sizeBytes / BLOCK_SIZE);
       const base = changes.compare && memory ? memory : undefined;
@@ -92,19 +92,18 @@ export async function backupVolume(state: AgentState, volumePath: string, option
           kind: 'volume',
           manifest: { hostname: os.hostname(), roots: [], files: 0, dirs: 0, bytesRead: scan.bytesRead },
           encodedVolume: map.bytes,
-          refs: map.blobs,
+          refs: map.blobs.map((id) => id.toString('hex')),
           logicalBytes: source.sizeBytes,
           previousPointId: memory ? Buffer.from(memory.record.pointId, 'hex') : undefined,
           provider: changes.provider,
           crashConsistent: view.crashConsistent,
+          remember: (pointId) => stageVolumeMemory(memoryFile, {
+            record: { version: 1, path: source.path, pointId: pointId.toString('hex'), sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, hashAlgorithm: HASH_ALGORITHM, readStartedMs, cbt: changes.position },
+            hashes, groups, encodedMap: map.bytes,
+          }),
         });
         const pointHex = committed.pointId.toString('hex');
         phases.commit = seconds() - phases.start - phases.read;
-        saveVolumeMemory(memoryFile, {
-          record: { version: 1, path: source.path, pointId: pointHex, sizeBytes: source.sizeBytes, blockSize: BLOCK_SIZE, hashAlgorithm: HASH_ALGORITHM, readStartedMs, cbt: changes.position },
-          hashes, groups, encodedMap: map.bytes,
-        });
-        phases.save = seconds() - phases.start - phases.read - phases.commit;
         progress.done();
         return {
           point: pointHex, kind: 'volume', path: source.path, provider: changes.provider, crashConsistent: view.crashConsistent, snapshot: view.method,

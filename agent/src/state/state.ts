@@ -35,11 +35,24 @@ export interface AgentState {
   recoveryPublicKey: Buffer;
 }
 
-export function writePrivate(file: string, data: string | Buffer): void {
+/** A file written under a temporary name, not yet in place. */
+export interface StagedFile { install(): void }
+
+/**
+ * Writes `data` to a temporary name beside `file`; install() renames it into
+ * place, so what depends on a later event (a commit) can be written before it
+ * and appear only after. `durable` fsyncs the data first: for what cannot be
+ * made again, not for caches.
+ */
+export function stagePrivate(file: string, data: string | Buffer, durable: boolean): StagedFile {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  fs.writeFileSync(tmp, data, { mode: 0o600, flush: durable });
+  return { install: () => fs.renameSync(tmp, file) };
+}
+
+export function writePrivate(file: string, data: string | Buffer): void {
+  stagePrivate(file, data, true).install();
 }
 
 export function loadState(dir: string): AgentState {

@@ -3,7 +3,7 @@
  * the state directory (never on the gateway): the point it belongs to, the
  * change-tracker position consumed for it, one 8-byte block hash per 4 KiB
  * block, and the point's volume map. One file per volume, written to a
- * temporary name, fsynced and renamed after the point is committed, and
+ * temporary name and fsynced while the point commits, renamed once it is, and
  * checked (SHA-256) when read: a torn or stale file is never half-used.
  * Layout: "BWVOLST1" | u32 json length | json | block hashes | group hashes | VolumeMap | SHA-256.
  */
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeAll } from '@bulwark/proto/direct-io';
 import { GROUP_BLOCKS } from './geometry.js';
+import type { StagedFile } from '../../state/state.js';
 
 const MAGIC = Buffer.from('BWVOLST1', 'latin1');
 
@@ -76,7 +77,8 @@ export function loadVolumeMemory(file: string): VolumeMemory | undefined {
   return { record, hashes, groups, encodedMap: body.subarray(groupEnd) };
 }
 
-export function saveVolumeMemory(file: string, memory: VolumeMemory): void {
+/** Written and fsynced under a temporary name; install() puts it in place (once its point is committed). */
+export function stageVolumeMemory(file: string, memory: VolumeMemory): StagedFile {
   const json = Buffer.from(JSON.stringify(memory.record));
   const head = Buffer.alloc(12);
   MAGIC.copy(head, 0);
@@ -94,5 +96,5 @@ export function saveVolumeMemory(file: string, memory: VolumeMemory): void {
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
+  return { install: () => fs.renameSync(tmp, file) };
 }
