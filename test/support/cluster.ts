@@ -48,7 +48,8 @@ export class GatewayProcess {
   get url(): string { return `wss://127.0.0.1:${this.port}`; }
 
   async start(port = this.port): Promise<void> {
-    this.proc = spawn(process.execPath, [GATEWAY_CLI, 'serve', '--dir', this.dir, '--listen', `127.0.0.1:${port}`, ...this.serveArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The executable, as users run it: its first line carries the runtime flags.
+    this.proc = spawn(GATEWAY_CLI, ['serve', '--dir', this.dir, '--listen', `127.0.0.1:${port}`, ...this.serveArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stderr!.on('data', (d) => { this.log += d; });
     this.port = await new Promise<number>((resolve, reject) => {
       let out = '';

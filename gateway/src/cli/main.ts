@@ -1,6 +1,13 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 /**
  * @module `bulwark-gateway`: the site gateway's command line.
+ *
+ * The flag above lets the old generation reach 64 MiB before V8 first sizes
+ * it by what survives. Without it, `serve` kept ~12 MiB live and V8 capped
+ * the heap at ~28 MiB, so the stream of short-lived frame and socket buffers
+ * of an upload set off a full collection every ~0.1 s: 42–48 of them in an
+ * 837 MiB backup, 0.8 s of the gateway's 3.4–4.2 s of CPU. With it: 7, and
+ * 2.5–3.0 s; peak memory 175–195 → 185–210 MiB. V8 reads it only at start-up.
  */
 import { parseOptions, readSecret, runCommand, UsageError } from '@bulwark/proto';
 import { requireDir } from './args.js';
