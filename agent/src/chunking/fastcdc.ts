@@ -4,6 +4,7 @@
  * boundaries do not leak which well-known files a host holds.
  */
 import { createHash } from 'node:crypto';
+import { GEAR_WASM } from './gear-wasm.js';
 
 export interface ChunkerParams { minSize: number; avgSize: number; maxSize: number }
 export const DEFAULT_CHUNKING: ChunkerParams = { minSize: 256 * 1024, avgSize: 1024 * 1024, maxSize: 4 * 1024 * 1024 };
@@ -23,41 +24,52 @@ function topMask(bits: number): number {
   return (0xffffffff << (32 - bits)) >>> 0 | 0;
 }
 
+const TABLE_BYTES = 256 * 4;
+const WASM_PAGE_BYTES = 64 * 1024;
+
+/** Compiled once per thread; each chunker instantiates it over its own memory. */
+let gearModule: WebAssembly.Module | undefined;
+
+/**
+ * The chunker. Its loop is WebAssembly (gear.wat): 1.4 GB/s here against
+ * 0.6–0.8 in plain JavaScript, whose typed-array reads are bounds-checked
+ * byte by byte. The loop reads only its own memory, so the data to chunk is
+ * placed in `window`, which lives there (the chunk worker reads files
+ * straight into it).
+ */
 export class FastCdc {
+  readonly window: Buffer;
   private readonly maskS: number;
   private readonly maskL: number;
+  private readonly scan: (from: number, normal: number, limit: number, maskS: number, maskL: number) => number;
 
-  constructor(private readonly gear: Uint32Array, readonly params: ChunkerParams = DEFAULT_CHUNKING) {
+  constructor(gear: Uint32Array, readonly params: ChunkerParams = DEFAULT_CHUNKING, windowBytes = 2 * params.maxSize) {
     const bits = Math.round(Math.log2(params.avgSize));
     this.maskS = topMask(bits + 2);
     this.maskL = topMask(bits - 2);
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((TABLE_BYTES + windowBytes) / WASM_PAGE_BYTES) });
+    const table = new DataView(memory.buffer, 0, TABLE_BYTES);
+    gear.forEach((g, i) => table.setUint32(4 * i, g, true));
+    gearModule ??= new WebAssembly.Module(GEAR_WASM);
+    const instance = new WebAssembly.Instance(gearModule, { chunker: { memory } });
+    this.scan = instance.exports.cut as FastCdc['scan'];
+    this.window = Buffer.from(memory.buffer, TABLE_BYTES, windowBytes);
   }
 
   /**
-   * Length of the first chunk of `data`. With `final` false and no cut
-   * found, returns 0: the caller must append more data first.
+   * Length of the first chunk of `window[start, end)`. With `final` false and
+   * no cut found, returns 0: the caller must append more data first.
    */
-  cut(data: Uint8Array, start: number, end: number, final: boolean): number {
+  cut(start: number, end: number, final: boolean): number {
+    if (start < 0 || end > this.window.length || start > end) throw new RangeError(`cannot chunk [${start}, ${end}) of a ${this.window.length}-byte window`);
     const { minSize, avgSize, maxSize } = this.params;
     const available = end - start;
     if (available <= minSize) return final ? available : 0;
-    // Absolute indices and masks in locals: the loops are the hottest code of a backup.
-    const limit = start + Math.min(available, maxSize);
-    const normal = start + Math.min(available, maxSize, avgSize);
-    const gear = this.gear;
-    const maskS = this.maskS;
-    const maskL = this.maskL;
-    let hash = 0;
-    let i = start + minSize;
-    for (; i < normal; i++) {
-      hash = ((hash << 1) + gear[data[i]]) | 0;
-      if ((hash & maskS) === 0) return i + 1 - start;
-    }
-    for (; i < limit; i++) {
-      hash = ((hash << 1) + gear[data[i]]) | 0;
-      if ((hash & maskL) === 0) return i + 1 - start;
-    }
-    if (limit - start === maxSize || final) return limit - start;
+    const base = TABLE_BYTES + start;
+    const limit = base + Math.min(available, maxSize);
+    const past = this.scan(base + minSize, base + Math.min(available, maxSize, avgSize), limit, this.maskS, this.maskL);
+    if (past !== 0) return past - base;
+    if (limit - base === maxSize || final) return limit - base;
     return 0;
   }
 }

@@ -81,17 +81,14 @@ class Batcher {
   }
 }
 
-/** One read buffer per worker, reused: chunks are copied out before it is refilled. */
-let segment: Buffer | undefined;
-
 function chunkFile(batcher: Batcher, path: string | Uint8Array): FileChunks {
   const ids: Buffer[] = [];
   const sizes: number[] = [];
   const fd = fs.openSync(typeof path === 'string' ? path : Buffer.from(path), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   let size = 0;
   try {
-    segment ??= Buffer.allocUnsafeSlow(SEGMENT_BYTES + DEFAULT_CHUNKING.maxSize);
-    const buffer = segment;
+    // The chunker's window is this worker's one read buffer: chunks are sealed out of it before it is refilled.
+    const buffer = chunker.window;
     let fill = 0;
     let eof = false;
     for (;;) {
@@ -103,7 +100,7 @@ function chunkFile(batcher: Batcher, path: string | Uint8Array): FileChunks {
       }
       let pos = 0;
       while (pos < fill) {
-        const length = chunker.cut(buffer, pos, fill, eof);
+        const length = chunker.cut(pos, fill, eof);
         if (length === 0) break;
         // No copy needed: add() hashes and seals synchronously, before the buffer is refilled.
         ids.push(batcher.add(buffer.subarray(pos, pos + length)));
@@ -136,7 +133,7 @@ function chunkFiles(jobId: number, paths: (string | Uint8Array)[]): void {
 
 function init(k: WorkerKeys, shared: SharedArrayBuffer, limit: number): void {
   keys = { blobIdKey: Buffer.from(k.blobIdKey), dataKey: Buffer.from(k.dataKey) };
-  chunker = new FastCdc(gearTable(Buffer.from(k.chunkSeed)));
+  chunker = new FastCdc(gearTable(Buffer.from(k.chunkSeed)), DEFAULT_CHUNKING, SEGMENT_BYTES + DEFAULT_CHUNKING.maxSize);
   outstanding = new Int32Array(shared);
   outstandingLimit = limit;
 }

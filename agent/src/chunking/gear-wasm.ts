@@ -1,0 +1,2 @@
+/** gear.wat assembled by agent/scripts/gear-wasm.mjs: do not edit. */
+export const GEAR_WASM = Buffer.from('AGFzbQEAAAABCgFgBX9/f39/AX8CEwEHY2h1bmtlcgZtZW1vcnkCAAEDAgEABwcBA2N1dAAACmoBaAEBfwJAA0AgACABTw0BIAVBAXQgAC0AAEECdCgCAGohBSAAQQFqIQAgBSADcQ0AIAAPCwsCQANAIAAgAk8NASAFQQF0IAAtAABBAnQoAgBqIQUgAEEBaiEAIAUgBHENACAADwsLQQAL', 'base64');
