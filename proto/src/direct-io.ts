@@ -22,6 +22,12 @@ export function writeAll(fd: number, data: Uint8Array, position: number): void {
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
 }
 
+export async function writeAllAsync(fd: number, data: Uint8Array, position: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    done += await new Promise<number>((resolve, reject) => fs.write(fd, data, done, data.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))));
+  }
+}
+
 /** A second descriptor of an open file, with O_DIRECT, while the target takes it. */
 export class DirectDescriptor {
   private fd = -1;
@@ -50,11 +56,26 @@ export class DirectDescriptor {
       writeAll(this.fd, data, position);
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      // Opened with O_DIRECT but refuses these writes (it wants larger alignment).
-      this.close();
-      return false;
+      return this.refused(err);
     }
+  }
+
+  /** write(), on the thread pool: the caller must not touch `data` or close this until it settles. */
+  async writeAsync(data: Uint8Array, position: number): Promise<boolean> {
+    if (this.fd < 0) return false;
+    try {
+      await writeAllAsync(this.fd, data, position);
+      return true;
+    } catch (err) {
+      return this.refused(err);
+    }
+  }
+
+  private refused(err: unknown): false {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    // Opened with O_DIRECT but refuses these writes (it wants larger alignment).
+    this.close();
+    return false;
   }
 
   close(): void {

@@ -47,7 +47,7 @@ async function buildStore(dir: string, agents: number, packsPerAgent: number, bl
         ids.push(id);
         batch.push({ id, envelope: blobSeed(a, p * blobsPerPack + b) });
       }
-      writer.append(batch);
+      await writer.append(batch);
       const sealed = await writer.seal();
       await catalog.recordPack(sealed, Date.now());
       blobs += batch.length;

@@ -138,7 +138,7 @@ export class AgentConnection {
         if (!b.envelope?.length) throw new ProtocolError(ErrorCode.BAD_REQUEST, 'a blob has no data');
         bytes += b.envelope.length;
       }
-      this.sink.append(blobs);
+      await this.sink.append(blobs);
       if (this.sink.backlog > 2) this.deferredCredit += bytes;
       else await this.sender.send({ credit: { bytes } });
       return;

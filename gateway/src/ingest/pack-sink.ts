@@ -17,6 +17,7 @@ export type AfterSeal = (sealed: SealedPackRecord) => Promise<void>;
 export class PackSink {
   private writer?: PackWriter;
   private sealing: Promise<void> = Promise.resolve();
+  private appending: Promise<void> = Promise.resolve();
   private sealsInFlight = 0;
   private failure?: Error;
   /** Blobs written but not yet sealed: answered as present so nobody sends them twice. */
@@ -29,18 +30,23 @@ export class PackSink {
 
   has(id: Buffer): boolean { return this.pending.has(id.toString('hex')); }
 
-  append(blobs: IncomingBlob[]): void {
+  /** One call at a time (a connection's frames are handled in order); flush() waits for the one under way. */
+  async append(blobs: IncomingBlob[]): Promise<void> {
     if (this.failure) throw this.failure;
     const fresh = blobs.filter((b) => !this.pending.has(b.id.toString('hex')));
     if (fresh.length === 0) return;
-    this.writer ??= this.store.openPack(this.agentId, this.retention?.());
-    this.writer.append(fresh);
+    const writer = (this.writer ??= this.store.openPack(this.agentId, this.retention?.()));
     for (const b of fresh) this.pending.add(b.id.toString('hex'));
-    if (this.writer.size >= PACK_TARGET_BYTES) this.sealCurrent();
+    const appended = writer.append(fresh);
+    this.appending = appended.catch(() => undefined);
+    await appended;
+    if (writer.size >= PACK_TARGET_BYTES) this.sealCurrent();
   }
 
   /** Seal what is open and wait for every seal so far. */
   async flush(): Promise<void> {
+    // A connection that closes mid-append: its pack is sealed with all of that append or not at all.
+    await this.appending;
     this.sealCurrent();
     await this.sealing;
     if (this.failure) throw this.failure;

@@ -50,9 +50,8 @@ export class PackWriter {
   private position: number;
   private closed = false;
 
-  constructor(private readonly store: PackStore, readonly agentId: string, private readonly file: PackFile, readonly retention: PackRetention = FOREVER) {
-    const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
-    file.append([header]);
+  /** `header`: the pack's header, already the first bytes of `file`. */
+  constructor(private readonly store: PackStore, readonly agentId: string, private readonly file: PackFile, header: Buffer, readonly retention: PackRetention = FOREVER) {
     this.hasher.update(header);
     this.position = header.length;
   }
@@ -61,8 +60,8 @@ export class PackWriter {
   get blobCount(): number { return this.entries.length; }
   get blobIds(): Buffer[] { return this.entries.map((e) => e.id); }
 
-  /** Append blobs; they become durable at seal(). */
-  append(blobs: IncomingBlob[]): void {
+  /** Append blobs; they become durable at seal(). One call at a time. */
+  async append(blobs: IncomingBlob[]): Promise<void> {
     if (this.closed) throw new Error('pack is already sealed');
     const parts: Buffer[] = [];
     for (const blob of blobs) {
@@ -72,7 +71,7 @@ export class PackWriter {
       this.position += ENTRY_PREFIX_BYTES + blob.envelope.length;
       this.hasher.update(prefix).update(blob.envelope);
     }
-    this.file.append(parts);
+    await this.file.append(parts);
   }
 
   /** Footer, fsync, read-only, link into place (never over a file), fsync the directory, immutable flag. */
@@ -83,7 +82,7 @@ export class PackWriter {
     this.hasher.update(index);
     const hash = this.hasher.digestBuffer();
     const trailer = packTrailer(hash, index.length);
-    this.file.append([index, trailer]);
+    await this.file.append([index, trailer]);
     const size = this.position + index.length + TRAILER_BYTES;
     await this.file.finish();
     const finalPath = this.store.packPath(hash);
@@ -131,7 +130,9 @@ export class PackStore implements BlobStore {
   }
 
   openPack(agentId: string, retention: PackRetention = FOREVER): PackWriter {
-    return new PackWriter(this, agentId, new PackFile(path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`)), retention);
+    const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
+    const file = new PackFile(path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`), { start: header });
+    return new PackWriter(this, agentId, file, header, retention);
   }
 
   /** Remove unsealed leftovers of a crash (`incoming/*.tmp` only); returns how many. */
