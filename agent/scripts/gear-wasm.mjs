@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import wabtInit from 'wabt';
 
-export async function assembleGearWasm(watFile) {
+async function assembleGearWasm(watFile) {
   const wabt = await wabtInit();
   const module = wabt.parseWat(watFile, fs.readFileSync(watFile, 'utf8'));
   try {

@@ -35,7 +35,6 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `bulwark-${prefix}-`));
 }
 
-
 export class GatewayProcess {
   proc!: ChildProcess;
   port = 0;

@@ -130,6 +130,6 @@ export class FilesCache {
     put(Uint32Array.from(files.flatMap((f) => f.sizes)));
     names.copy(out, at);
     // Not fsynced: a cache lost to a crash makes the next run read everything again, which is always correct.
-    return stagePrivate(this.file, out, false);
+    return stagePrivate(this.file, [out], false);
   }
 }

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeAll } from '@bulwark/proto/direct-io';
 import { deriveKeys, type AgentKeys } from '../crypto/keys.js';
 
 export interface AgentConfig { version: 1; agentId: string; siteId: string; gatewayUrl: string; hostname: string; enrolledMs: number; brokerUrl?: string }
@@ -39,20 +40,27 @@ export interface AgentState {
 export interface StagedFile { install(): void }
 
 /**
- * Writes `data` to a temporary name beside `file`; install() renames it into
- * place, so what depends on a later event (a commit) can be written before it
- * and appear only after. `durable` fsyncs the data first: for what cannot be
- * made again, not for caches.
+ * Writes `parts`, one after another, to a temporary name beside `file`;
+ * install() renames it into place, so what depends on a later event (a
+ * commit) can be written before it and appear only after. `durable` fsyncs
+ * the data first: for what cannot be made again, not for caches.
  */
-export function stagePrivate(file: string, data: string | Buffer, durable: boolean): StagedFile {
+export function stagePrivate(file: string, parts: Uint8Array[], durable: boolean): StagedFile {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
-  fs.writeFileSync(tmp, data, { mode: 0o600, flush: durable });
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    let at = 0;
+    for (const part of parts) { writeAll(fd, part, at); at += part.length; }
+    if (durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
   return { install: () => fs.renameSync(tmp, file) };
 }
 
 export function writePrivate(file: string, data: string | Buffer): void {
-  stagePrivate(file, data, true).install();
+  stagePrivate(file, [typeof data === 'string' ? Buffer.from(data) : data], true).install();
 }
 
 export function loadState(dir: string): AgentState {

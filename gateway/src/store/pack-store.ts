@@ -50,8 +50,12 @@ export class PackWriter {
   private position: number;
   private closed = false;
 
-  /** `header`: the pack's header, already the first bytes of `file`. */
-  constructor(private readonly store: PackStore, readonly agentId: string, private readonly file: PackFile, header: Buffer, readonly retention: PackRetention = FOREVER) {
+  private readonly file: PackFile;
+
+  /** Creates the pack at `filePath` (it must not exist), its header its first bytes. */
+  constructor(private readonly store: PackStore, readonly agentId: string, filePath: string, readonly retention: PackRetention = FOREVER) {
+    const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
+    this.file = new PackFile(filePath, { start: header });
     this.hasher.update(header);
     this.position = header.length;
   }
@@ -130,9 +134,7 @@ export class PackStore implements BlobStore {
   }
 
   openPack(agentId: string, retention: PackRetention = FOREVER): PackWriter {
-    const header = packHeader(agentId, retention, randomBytes(PACK_NONCE_BYTES));
-    const file = new PackFile(path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`), { start: header });
-    return new PackWriter(this, agentId, file, header, retention);
+    return new PackWriter(this, agentId, path.join(this.incomingDir, `${randomBytes(12).toString('hex')}.tmp`), retention);
   }
 
   /** Remove unsealed leftovers of a crash (`incoming/*.tmp` only); returns how many. */

@@ -10,9 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeAll } from '@bulwark/proto/direct-io';
 import { GROUP_BLOCKS } from './geometry.js';
-import type { StagedFile } from '../../state/state.js';
+import { stagePrivate, type StagedFile } from '../../state/state.js';
 
 const MAGIC = Buffer.from('BWVOLST1', 'latin1');
 
@@ -86,15 +85,5 @@ export function stageVolumeMemory(file: string, memory: VolumeMemory): StagedFil
   const hashes = Buffer.from(memory.hashes.buffer, memory.hashes.byteOffset, memory.hashes.byteLength);
   const groups = Buffer.from(memory.groups.buffer, memory.groups.byteOffset, memory.groups.byteLength);
   const digest = createHash('sha256').update(head).update(json).update(hashes).update(groups).update(memory.encodedMap).digest();
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    let at = 0;
-    for (const part of [head, json, hashes, groups, memory.encodedMap, digest]) { writeAll(fd, part, at); at += part.length; }
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { install: () => fs.renameSync(tmp, file) };
+  return stagePrivate(file, [head, json, hashes, groups, memory.encodedMap, digest], true);
 }
