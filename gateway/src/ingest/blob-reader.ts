@@ -50,7 +50,16 @@ export async function* readBlobFrames(store: BlobStore, requestId: number, locat
   }
 }
 
+/**
+ * Spans of one frame read at once. A restore's trees are small blobs spread
+ * over the packs, each a read that waits on the device (they are read around
+ * the page cache): one at a time, 2,000 trees of a 20,000-file point took
+ * ~0.4 s while both ends sat idle.
+ */
+const SPANS_IN_FLIGHT = 8;
+
 async function fillEnvelopes(store: BlobStore, blobs: BlobLocation[], place: (k: number) => Buffer): Promise<void> {
+  const spans: { first: BlobLocation; pieces: Buffer[] }[] = [];
   for (let i = 0; i < blobs.length;) {
     const first = blobs[i];
     const pieces = [place(i)];
@@ -64,9 +73,26 @@ async function fillEnvelopes(store: BlobStore, blobs: BlobLocation[], place: (k:
       end = next.offset + next.length;
       j++;
     }
-    await store.readInto(first.hash, first.offset, pieces);
+    spans.push({ first, pieces });
     i = j;
   }
+  let next = 0;
+  let failed = false;
+  const readSpans = async () => {
+    while (next < spans.length && !failed) {
+      const { first, pieces } = spans[next++];
+      try {
+        await store.readInto(first.hash, first.offset, pieces);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  // Settled, not raced: the caller hands the frame back to its pool on failure, so no read may still be filling it.
+  const results = await Promise.allSettled(Array.from({ length: Math.min(SPANS_IN_FLIGHT, spans.length) }, readSpans));
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
 }
 
 /** Reused frame buffers of one size; larger frames (a single big blob) get a buffer of their own. */

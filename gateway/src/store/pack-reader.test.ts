@@ -34,4 +34,28 @@ describe('pack reader', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('serves many reads at once, over more packs than it keeps open, each with its own bytes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulwark-packreader-'));
+    try {
+      const packs = Array.from({ length: 150 }, (_, i) => {
+        const file = path.join(dir, `${i}.pack`);
+        const data = randomBytes(64 * 1024 + i);
+        fs.writeFileSync(file, data);
+        return { file, data };
+      });
+      const reader = new PackReader();
+      // Three rounds over every pack, all under way together: reads share no scratch memory, and each new pack evicts an idle one.
+      const reads = [0, 1, 2].flatMap((round) => packs.map(async ({ file, data }, i) => {
+        const offset = (i * 37 + round * 4099) % (data.length - 5000);
+        const piece = Buffer.alloc(5000);
+        await reader.readInto(file, offset, [piece]);
+        return piece.equals(data.subarray(offset, offset + 5000));
+      }));
+      expect((await Promise.all(reads)).every(Boolean)).toBe(true);
+      reader.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -14,48 +14,68 @@ import { DIRECT_ALIGN, pageAlignedBuffer } from '@bulwark/proto/direct-io';
 
 /** Aligned memory for one read: spans the restore asks for are at most 4 MiB and one blob's overhang; larger ones take several reads. */
 const SCRATCH_BYTES = 8 * 1024 * 1024 + 64 * 1024;
-/** Aligned buffers kept for reuse: one per read in flight, and WebAssembly memories are address space. */
+/** Reads this small (a tree, a small file) take a small buffer: several are in flight at once (blob-reader.ts). */
+const SMALL_SCRATCH_BYTES = 64 * 1024;
+/** Aligned buffers kept for reuse, per size: one per read in flight, and WebAssembly memories are address space. */
 const SCRATCH_KEPT = 4;
+const SMALL_SCRATCH_KEPT = 16;
 const OPEN_FILES = 64;
 
 interface OpenPack { handle: fsp.FileHandle; direct: boolean }
+/** `users`: reads under way; a handle is closed only when it has none, so no read finds its handle closed under it. */
+interface PackEntry { pack: Promise<OpenPack>; users: number; retired: boolean }
 
 export class PackReader {
-  private readonly open = new Map<string, Promise<OpenPack>>();
+  /** Least recently used first. */
+  private readonly open = new Map<string, PackEntry>();
   private readonly scratch: Buffer[] = [];
+  private readonly smallScratch: Buffer[] = [];
 
   /** `direct` false: always through the page cache (tests of that path). */
   constructor(private readonly options: { direct?: boolean } = {}) {}
 
-  /** Fill `buffers`, in order, from `file`'s bytes starting at `offset`. */
+  /** Fill `buffers`, in order, from `file`'s bytes starting at `offset`. Several reads may be under way at once. */
   async readInto(file: string, offset: number, buffers: Buffer[]): Promise<void> {
-    const pack = await this.handle(file);
+    const entry = this.acquire(file);
+    let refused = false;
+    try {
+      refused = !(await this.readWith(await entry.pack, file, offset, buffers));
+    } finally {
+      this.release(entry);
+    }
+    if (!refused) return;
+    // Opened with O_DIRECT but refuses these reads (it wants larger alignment): the cache, from now on.
+    this.retire(file, entry);
+    if (!this.open.has(file)) this.open.set(file, { pack: openPack(file, false), users: 0, retired: false });
+    await this.readInto(file, offset, buffers);
+  }
+
+  /** False if the pack is open for direct I/O and the filesystem refused this read. */
+  private async readWith(pack: OpenPack, file: string, offset: number, buffers: Buffer[]): Promise<boolean> {
     const length = buffers.reduce((n, b) => n + b.length, 0);
     if (!pack.direct) {
       const { bytesRead } = await pack.handle.readv(buffers, offset);
       if (bytesRead !== length) throw shortPack(file, offset);
-      return;
+      return true;
     }
     const start = offset - (offset % DIRECT_ALIGN);
     const end = Math.ceil((offset + length) / DIRECT_ALIGN) * DIRECT_ALIGN;
     const pieces = buffers.filter((b) => b.length > 0);
-    const scratch = this.scratch.pop() ?? pageAlignedBuffer(SCRATCH_BYTES);
+    const small = end - start <= SMALL_SCRATCH_BYTES;
+    const pool = small ? this.smallScratch : this.scratch;
+    const scratch = pool.pop() ?? pageAlignedBuffer(small ? SMALL_SCRATCH_BYTES : SCRATCH_BYTES);
     try {
       let piece = 0;
       let into = 0;
-      for (let chunk = start; chunk < end; chunk += SCRATCH_BYTES) {
-        const chunkEnd = Math.min(end, chunk + SCRATCH_BYTES);
+      for (let chunk = start; chunk < end; chunk += scratch.length) {
+        const chunkEnd = Math.min(end, chunk + scratch.length);
         let bytesRead: number;
         try {
           // The last page of a pack is partial: the read stops at the end of the file.
           ({ bytesRead } = await pack.handle.read(scratch, 0, chunkEnd - chunk, chunk));
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-          // Opened with O_DIRECT but refuses these reads (it wants larger alignment): the cache, from now on.
-          this.open.delete(file);
-          pack.handle.close().catch(() => undefined);
-          await this.handle(file, false);
-          return await this.readInto(file, offset, buffers);
+          if ((err as NodeJS.ErrnoException).code === 'EINVAL') return false;
+          throw err;
         }
         const from = Math.max(offset, chunk);
         const to = Math.min(offset + length, chunkEnd);
@@ -70,31 +90,64 @@ export class PackReader {
           if (into === b.length) { piece++; into = 0; }
         }
       }
+      return true;
     } finally {
-      if (this.scratch.length < SCRATCH_KEPT) this.scratch.push(scratch);
+      if (pool.length < (small ? SMALL_SCRATCH_KEPT : SCRATCH_KEPT)) pool.push(scratch);
     }
   }
 
   /** Whether reads of `file` go around the page cache. */
   async readsDirect(file: string): Promise<boolean> {
-    return (await this.handle(file)).direct;
+    const entry = this.acquire(file);
+    try {
+      return (await entry.pack).direct;
+    } finally {
+      this.release(entry);
+    }
   }
 
-  private handle(file: string, direct = this.options.direct !== false): Promise<OpenPack> {
-    let pack = this.open.get(file);
-    if (!pack) {
-      if (this.open.size >= OPEN_FILES) this.close();
-      pack = openPack(file, direct);
-      pack.catch(() => this.open.delete(file));
-      this.open.set(file, pack);
+  private acquire(file: string): PackEntry {
+    let entry = this.open.get(file);
+    if (entry) {
+      this.open.delete(file);
+    } else {
+      entry = { pack: openPack(file, this.options.direct !== false), users: 0, retired: false };
+      const failed = entry;
+      entry.pack.catch(() => { if (this.open.get(file) === failed) this.open.delete(file); });
+      this.evictIdle(OPEN_FILES - 1);
     }
-    return pack;
+    this.open.set(file, entry);
+    entry.users++;
+    return entry;
+  }
+
+  private release(entry: PackEntry): void {
+    if (--entry.users === 0 && entry.retired) closeEntry(entry);
+  }
+
+  /** Take `entry` out of use: closed now if idle, else when its last read ends. */
+  private retire(file: string, entry: PackEntry): void {
+    if (this.open.get(file) === entry) this.open.delete(file);
+    if (entry.retired) return;
+    entry.retired = true;
+    if (entry.users === 0) closeEntry(entry);
+  }
+
+  /** Close idle handles, least recently used first, until at most `keep` are open (busy ones stay). */
+  private evictIdle(keep: number): void {
+    for (const [file, entry] of this.open) {
+      if (this.open.size <= keep) return;
+      if (entry.users === 0) this.retire(file, entry);
+    }
   }
 
   close(): void {
-    for (const pack of this.open.values()) pack.then((p) => p.handle.close()).catch(() => undefined);
-    this.open.clear();
+    for (const [file, entry] of [...this.open]) this.retire(file, entry);
   }
+}
+
+function closeEntry(entry: PackEntry): void {
+  entry.pack.then((p) => p.handle.close()).catch(() => undefined);
 }
 
 async function openPack(file: string, direct: boolean): Promise<OpenPack> {
