@@ -12,9 +12,19 @@ import fs from 'node:fs';
 export const DIRECT_ALIGN = 4096;
 const WASM_PAGE = 65536;
 
-/** `bytes` (a multiple of 64 KiB) starting on a page boundary, as a WebAssembly memory's buffer always does. */
+/** Memory known to start on a page boundary: what pageAlignedBuffer made. */
+const alignedMemory = new WeakSet<ArrayBufferLike>();
+
+/** At least `bytes` (rounded up to 64 KiB) starting on a page boundary, as a WebAssembly memory's buffer always does. */
 export function pageAlignedBuffer(bytes: number): Buffer {
-  return Buffer.from(new WebAssembly.Memory({ initial: bytes / WASM_PAGE }).buffer);
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / WASM_PAGE) }).buffer;
+  alignedMemory.add(memory);
+  return Buffer.from(memory);
+}
+
+/** Whether `data` starts on a page boundary of pageAlignedBuffer memory, so direct I/O can take it as it is. */
+export function isPageAligned(data: Uint8Array): boolean {
+  return data.byteOffset % DIRECT_ALIGN === 0 && alignedMemory.has(data.buffer);
 }
 
 export function writeAll(fd: number, data: Uint8Array, position: number): void {

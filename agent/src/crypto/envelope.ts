@@ -91,8 +91,9 @@ export class BlobIntegrityError extends Error {}
 const MAX_PLAIN_BYTES = 64 * 1024 * 1024;
 
 let dctx: InstanceType<typeof DCtx> | undefined;
-const openedBody = new ScratchBuffer();
-const openedPlain = new ScratchBuffer();
+// Page-aligned: a restore writes what it opens around the page cache, straight from here (image-writer.ts).
+const openedBody = new ScratchBuffer(true);
+const openedPlain = new ScratchBuffer(true);
 
 /** `transient`: decrypt and decompress into this thread's reused buffers instead of fresh ones. */
 function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, transient: boolean): Buffer {

@@ -3,12 +3,13 @@
  * takes it (`@bulwark/proto/direct-io`): through it, every byte is copied
  * into freshly allocated pages (on the VMs measured here that cost more
  * kernel time than the rest of a restore), and the restore's writer threads
- * queued on the file's inode lock. Whole pages are staged through a 1 MiB
- * aligned buffer; the partial pages at either end of a write and short
- * writes go through the page cache.
+ * queued on the file's inode lock. Whole pages go as they are when they lie
+ * on a page boundary in memory (what envelope.ts opens does), else staged
+ * through a 1 MiB aligned buffer; the partial pages at either end of a
+ * write and short writes go through the page cache.
  */
 import fs from 'node:fs';
-import { DIRECT_ALIGN, DirectDescriptor, pageAlignedBuffer, writeAll } from '@bulwark/proto/direct-io';
+import { DIRECT_ALIGN, DirectDescriptor, isPageAligned, pageAlignedBuffer, writeAll } from '@bulwark/proto/direct-io';
 
 const STAGING_BYTES = 1024 * 1024;
 /**
@@ -48,8 +49,9 @@ export function writeAround(buffered: number, direct: DirectDescriptor, data: Ui
   if (done < data.length) writeAll(buffered, data.subarray(done), position + done);
 }
 
-/** Writes whole pages through `direct`; returns how much, less than all if the target refused. */
+/** Writes whole pages through `direct` (staged, unless they already lie on a page boundary); returns how much, less than all if the target refused. */
 function writeStaged(direct: DirectDescriptor, data: Uint8Array, position: number): number {
+  if (isPageAligned(data)) return direct.write(data, position) ? data.length : 0;
   staging ??= pageAlignedBuffer(STAGING_BYTES);
   for (let done = 0; done < data.length;) {
     const n = Math.min(staging.length, data.length - done);

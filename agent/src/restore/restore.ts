@@ -170,6 +170,36 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   const started = Date.now();
   const target = path.resolve(targetDir);
   await fsp.mkdir(target, { recursive: true });
+  const chown = process.getuid?.() === 0;
+  // Started before the trees are read: loading one takes ~0.1 s, while this thread mostly waits for the gateway.
+  const writers = startWriters(access, chown);
+  try {
+    const plan = await planRestore(link, access, manifest, target);
+    const stats = await writeRestore(link, access, writers, plan, chown, onProgress);
+    return { ...stats, seconds: (Date.now() - started) / 1000, target };
+  } finally {
+    await Promise.all(writers.workers.map((w) => w.terminate()));
+  }
+}
+
+/** The write workers, and the first error any of them raised before the restore listened for errors. */
+interface Writers { workers: Worker[]; earlyFailure?: Error }
+
+function startWriters(access: PointAccess, chown: boolean): Writers {
+  const writers: Writers = { workers: [] };
+  for (let i = 0; i < WORKER_THREADS; i++) {
+    const worker = new Worker(new URL('./write-worker.js', import.meta.url));
+    worker.once('error', (err) => { writers.earlyFailure ??= err; });
+    worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, chown } satisfies ToRestoreWorker);
+    writers.workers.push(worker);
+  }
+  return writers;
+}
+
+interface RestorePlan { dirs: PlannedDir[]; files: PlannedFile[]; symlinks: { path: Buffer; node: TreeNode }[] }
+
+/** Every directory, file and symlink of the point under `target`, breadth-first over its trees (one read per level); names checked. */
+async function planRestore(link: GatewayLink, access: PointAccess, manifest: Manifest, target: string): Promise<RestorePlan> {
   const rootNames = new Set<string>();
   const dirs: PlannedDir[] = [];
   const files: PlannedFile[] = [];
@@ -199,14 +229,22 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
     }
     level = next;
   }
+  return { dirs, files, symlinks };
+}
+
+/** Lays out the plan and streams every content blob once to the workers that own the files it belongs to. */
+async function writeRestore(link: GatewayLink, access: PointAccess, writers: Writers, plan: RestorePlan, chown: boolean, onProgress?: (done: number, total: number) => void): Promise<Omit<RestoreStats, 'seconds' | 'target'>> {
+  const { dirs, files, symlinks } = plan;
+  const { workers } = writers;
+  // From here to listening for the workers' errors, nothing waits: no error can fall in between.
+  if (writers.earlyFailure) throw writers.earlyFailure;
   // One synchronous call per path, here and for symlinks and directory metadata below: awaited one by one, each went
   // through the thread pool and back, and 2,101 directories left this thread idle 0.4 s before any data was read.
   for (const dir of dirs) fs.mkdirSync(dir.path, { mode: 0o700 });
-  const chown = process.getuid?.() === 0;
   const { written, links } = splitHardLinks(files);
 
   // Assign each file to one worker; route each blob to the workers whose files use it.
-  const threads = WORKER_THREADS;
+  const threads = workers.length;
   /** Per blob id: for each worker, the (file, offset) places it must be written to. */
   const targets = new Map<string, { file: number; offset: number }[][]>();
   /** Each blob once, in the order first met, with its plaintext size: what to read. */
@@ -247,9 +285,7 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
   let allDone!: () => void;
   const finished = new Promise<void>((resolve) => { allDone = resolve; });
   const checkDone = () => { if (doneFiles >= written.length || failure) allDone(); };
-  const workers = perWorker.map((assigned) => {
-    const worker = new Worker(new URL('./write-worker.js', import.meta.url));
-    worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, chown } satisfies ToRestoreWorker);
+  workers.forEach((worker, w) => {
     worker.on('message', (m: FromRestoreWorker) => {
       if (m.type === 'failed') failure ??= new RestoreError(m.message);
       else if (m.type === 'consumed') {
@@ -261,55 +297,50 @@ export async function restoreFiles(link: GatewayLink, state: AgentState, access:
       checkDone();
     });
     worker.on('error', (err) => { failure ??= err; checkDone(); });
-    worker.postMessage({ type: 'files', files: assigned } satisfies ToRestoreWorker);
-    return worker;
+    worker.postMessage({ type: 'files', files: perWorker[w] } satisfies ToRestoreWorker);
   });
 
-  try {
-    for (const sym of symlinks) {
-      fs.symlinkSync(sym.node.symlinkTarget ?? Buffer.alloc(0), sym.path);
-      if (chown) fs.lchownSync(sym.path, sym.node.uid, sym.node.gid);
-      const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
-      fs.lutimesSync(sym.path, mtime, mtime);
-    }
-    await readBlobBatches(link, access.agentId, readIds, (blobs) => {
-      const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
-      for (const { id, envelope } of blobs) {
-        const perWorkerTargets = targets.get(id.toString('hex'));
-        if (!perWorkerTargets) continue;
-        perWorkerTargets.forEach((mine, w) => { if (mine.length) perWorker[w].push({ id, envelope, targets: mine }); });
-      }
-      perWorker.forEach((batch, w) => {
-        if (batch.length === 0) return;
-        // One buffer per worker and frame, transferred (views into the received frame would clone all of it) and handed back.
-        const size = batch.reduce((n, b) => n + 32 + b.envelope.length, 0);
-        const bytes = new Uint8Array(batchBuffers.take(size), 0, size);
-        let at = 0;
-        const items: RestoreBlob[] = batch.map((b) => {
-          bytes.set(b.id, at);
-          bytes.set(b.envelope, at + 32);
-          const item = { id: bytes.subarray(at, at + 32), envelope: bytes.subarray(at + 32, at + 32 + b.envelope.length), targets: b.targets };
-          at += 32 + b.envelope.length;
-          return item;
-        });
-        inWorkers += bytes.buffer.byteLength;
-        workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
-      });
-    }, {
-      beforeRequest: async () => {
-        while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
-      },
-      plainSizes: readSizes,
-    });
-    checkDone();
-    await finished;
-    if (failure) throw failure;
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+  for (const sym of symlinks) {
+    fs.symlinkSync(sym.node.symlinkTarget ?? Buffer.alloc(0), sym.path);
+    if (chown) fs.lchownSync(sym.path, sym.node.uid, sym.node.gid);
+    const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
+    fs.lutimesSync(sym.path, mtime, mtime);
   }
+  await readBlobBatches(link, access.agentId, readIds, (blobs) => {
+    const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
+    for (const { id, envelope } of blobs) {
+      const perWorkerTargets = targets.get(id.toString('hex'));
+      if (!perWorkerTargets) continue;
+      perWorkerTargets.forEach((mine, w) => { if (mine.length) perWorker[w].push({ id, envelope, targets: mine }); });
+    }
+    perWorker.forEach((batch, w) => {
+      if (batch.length === 0) return;
+      // One buffer per worker and frame, transferred (views into the received frame would clone all of it) and handed back.
+      const size = batch.reduce((n, b) => n + 32 + b.envelope.length, 0);
+      const bytes = new Uint8Array(batchBuffers.take(size), 0, size);
+      let at = 0;
+      const items: RestoreBlob[] = batch.map((b) => {
+        bytes.set(b.id, at);
+        bytes.set(b.envelope, at + 32);
+        const item = { id: bytes.subarray(at, at + 32), envelope: bytes.subarray(at + 32, at + 32 + b.envelope.length), targets: b.targets };
+        at += 32 + b.envelope.length;
+        return item;
+      });
+      inWorkers += bytes.buffer.byteLength;
+      workers[w].postMessage({ type: 'blobs', blobs: items } satisfies ToRestoreWorker, [bytes.buffer]);
+    });
+  }, {
+    beforeRequest: async () => {
+      while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
+    },
+    plainSizes: readSizes,
+  });
+  checkDone();
+  await finished;
+  if (failure) throw failure;
 
   for (const link of links) await restoreHardLink(link, chown);
   dirs.sort((a, b) => b.depth - a.depth);
   for (const dir of dirs) applyMetadata(dir.path, dir.node, chown);
-  return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, hardlinks: links.length, bytes: totalBytes, seconds: (Date.now() - started) / 1000, target };
+  return { files: files.length, dirs: dirs.length, symlinks: symlinks.length, hardlinks: links.length, bytes: totalBytes };
 }
