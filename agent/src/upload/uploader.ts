@@ -4,7 +4,8 @@
  * Blobs handed to `add` are first asked about ("which of these do you
  * lack?"); only missing ones are sent, in frames under the size limit, while
  * the gateway's credit lasts. A sent blob stays here until the gateway
- * acknowledges it as durable. If the connection drops, the uploader
+ * acknowledges it as durable, and is then released (SealedBlob.release), as
+ * is one the gateway already has. If the connection drops, the uploader
  * reconnects, resumes the session and asks again about everything not yet
  * acknowledged — acknowledged blobs are never sent twice.
  */
@@ -128,7 +129,7 @@ export class Uploader {
     for (const id of ids) {
       const key = id.toString('hex');
       const blob = this.unacked.get(key);
-      if (blob) { this.unacked.delete(key); this.bufferedBytes -= blob.envelope.length; }
+      if (blob) { this.unacked.delete(key); this.bufferedBytes -= blob.envelope.length; blob.release?.(); }
     }
     this.wake();
   }
@@ -139,7 +140,7 @@ export class Uploader {
     for (const blob of blobs) {
       this.stats.blobsOffered++;
       const key = blob.id.toString('hex');
-      if (this.seen.has(key)) continue;
+      if (this.seen.has(key)) { blob.release?.(); continue; }
       this.seen.add(key);
       this.queryBatch.push(blob);
       this.bufferedBytes += blob.envelope.length;
@@ -205,7 +206,7 @@ export class Uploader {
       const missing = new Set(frame.haveAnswer?.missing ?? []);
       batch.forEach((blob, i) => {
         if (missing.has(i)) this.sendQueue.push(blob);
-        else this.bufferedBytes -= blob.envelope.length;
+        else { this.bufferedBytes -= blob.envelope.length; blob.release?.(); }
       });
       this.wake();
     }, (err: Error) => {
