@@ -178,9 +178,15 @@ describe('volume backup', () => {
     const firstHash = sha256File(image);
     writeAt(image, randomStream('kill-2')(80 * 1024 * 1024), 16 * 1024 * 1024);
     const child = spawn(process.execPath, [AGENT_CLI, 'backup', '--state', state, '--json', '--volume', image], { stdio: 'ignore' });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    // Half of a full read's time: the changed data is being read, sealed and sent.
-    await new Promise((r) => setTimeout(r, fullMs * 0.5));
+    let running = true;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => { running = false; r(code); }));
+    // Killed once the gateway is writing its first pack of the changed data (80 MiB make five): mid-upload, whatever
+    // this machine's speed. A fixed delay (half a full read) let a fast run finish first.
+    const incoming = path.join(site.dir, 'store', 'incoming');
+    const writingPack = () => fs.readdirSync(incoming).some((n) => (fs.statSync(path.join(incoming, n), { throwIfNoEntry: false })?.size ?? 0) > 1024 * 1024);
+    const deadline = Date.now() + Math.max(30_000, fullMs * 20);
+    while (running && !writingPack() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(running, 'the backup was still under way when killed').toBe(true);
     child.kill('SIGKILL');
     expect(await exited).toBeNull();
     const target = path.join(work, 'kill-restored-1.img');
