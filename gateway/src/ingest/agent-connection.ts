@@ -53,17 +53,20 @@ export class AgentConnection {
 
   private enqueue(data: Buffer, isBinary: boolean): void {
     if (this.closed) return;
-    this.queuedBytes += data.length;
+    const bytes = data.length;
+    this.queuedBytes += bytes;
     if (this.queuedBytes > PAUSE_QUEUED_BYTES && !this.paused) { this.paused = true; this.ws.pause(); }
     this.queue = this.queue.then(async () => {
       if (this.closed) return;
       try {
         if (!isBinary) throw new ProtocolError(ErrorCode.MALFORMED_FRAME, 'text messages are not part of the protocol');
-        await this.handle(decodeFrame(data));
+        const frame = decodeFrame(data);
+        await this.handle(frame);
+        if (frame.blobData) freeNow(data);
       } catch (err) {
         this.onFailure(err);
       } finally {
-        this.queuedBytes -= data.length;
+        this.queuedBytes -= bytes;
         if (this.paused && this.queuedBytes < PAUSE_QUEUED_BYTES / 2) { this.paused = false; this.ws.resume(); }
       }
     });
@@ -235,6 +238,17 @@ export class AgentConnection {
     this.ctx.log.info(`agent ${this.agentId}: restore password accepted; may read points of ${sourceAgentId}`);
     await this.sender.send({ recoveryGrant: { requestId, sourceAgentId, masterKey, signPublicKey: source.sign_public_key } });
   }
+}
+
+/**
+ * A blob frame, once appended (the pack's staging memory has its bytes and
+ * the pack its own copies of the ids), is freed at once when it owns its
+ * memory: moved into an object that dies young, so the next scavenge frees
+ * it. Left to the collector, frames that had been promoted while they waited
+ * lived on until the next full collection, rare with the heap floor.
+ */
+function freeNow(data: Buffer): void {
+  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) structuredClone(data.buffer, { transfer: [data.buffer as ArrayBuffer] });
 }
 
 function checkIds(ids: Buffer[], requestId: number): void {

@@ -71,7 +71,8 @@ export class PackWriter {
     for (const blob of blobs) {
       const prefix = entryPrefix(blob.id, blob.envelope.length);
       parts.push(prefix, blob.envelope);
-      this.entries.push({ id: blob.id, offset: this.position + ENTRY_PREFIX_BYTES, length: blob.envelope.length });
+      // A copy: the id is a view into the frame it came in, which the connection frees once appended.
+      this.entries.push({ id: Buffer.from(blob.id), offset: this.position + ENTRY_PREFIX_BYTES, length: blob.envelope.length });
       this.position += ENTRY_PREFIX_BYTES + blob.envelope.length;
       this.hasher.update(prefix).update(blob.envelope);
     }
