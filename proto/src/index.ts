@@ -5,3 +5,4 @@ export * from './merkle.js';
 export * from './terminal.js';
 export * from './fleet-types.js';
 export * from './fleet-codec.js';
+export * from './free-now.js';

@@ -6,7 +6,7 @@
  * moment leaves the previous point and the remembered state as they were.
  */
 import os from 'node:os';
-import { formatBytes, ProgressLine } from '@bulwark/proto';
+import { formatBytes, freeNow, ProgressLine } from '@bulwark/proto';
 import { Uploader } from '../upload/uploader.js';
 import { commitPoint, MissingBlobsError } from '../point/commit.js';
 import { connectAgent } from './connect.js';
@@ -72,7 +72,8 @@ export async function backupVolume(state: AgentState, volumePath: string, option
         locations.place(blockList, id);
         changedBytes += plainBytes;
         progress.update(render);
-        await uploader.add([{ id, envelope }]);
+        // Each envelope has memory of its own (moved from the worker): freed once the gateway has it.
+        await uploader.add([{ id, envelope, release: () => freeNow(envelope) }]);
       });
       // Connecting only once the workers have their jobs: it costs the main thread ~40 ms (Node builds its
       // root certificate store for the first TLS context) that would otherwise hold the jobs back. Blobs

@@ -5,6 +5,7 @@
  * back-pressure.
  */
 import { Worker } from 'node:worker_threads';
+import { freeNow } from '@bulwark/proto';
 import type { AgentKeys } from '../crypto/keys.js';
 import type { BlobBatch, FromWorker, ToWorker } from './messages.js';
 import { WORKER_THREADS } from './threads.js';
@@ -29,11 +30,9 @@ export class FileReadError extends Error {
 
 /**
  * The batch's blobs. Once each has been released, the batch's memory is
- * freed at once: moved into an object that dies young, so the next scavenge
- * frees it. Left to the collector, a released batch lived on until the next
- * full collection (its buffer object had long been promoted), ~0.5 s apart
- * in a backup: the workers' heaps, where batches are allocated, held up to
- * ~90 MiB of them.
+ * freed at once (freeNow). Left to the collector, a released batch lived on
+ * until the next full collection, ~0.5 s apart in a backup: the workers'
+ * heaps, where batches are allocated, held up to ~90 MiB of them.
  */
 export function splitBatch(batch: BlobBatch): SealedBlob[] {
   const blobs: SealedBlob[] = [];
@@ -45,7 +44,7 @@ export function splitBatch(batch: BlobBatch): SealedBlob[] {
     const release = () => {
       if (released) return;
       released = true;
-      if (--held === 0) structuredClone(batch.bytes, { transfer: [batch.bytes] });
+      if (--held === 0) freeNow(batch.bytes);
     };
     blobs.push({ id: ids.subarray(i * 32, i * 32 + 32), envelope: bytes.subarray(batch.offsets[i], batch.offsets[i + 1]), release });
   }

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
-  ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, ProtocolError, decodeFrame, decodePointHeader, encodePointHeader, frameKind, merkleRoot,
+  ErrorCode, MAX_FRAME_BYTES, freeNow, PROTOCOL_VERSION, ProtocolError, decodeFrame, decodePointHeader, encodePointHeader, frameKind, merkleRoot,
   type CommitPoint, type Frame, type PointSummary, type ReadBlobs, type RecoveryOpen,
 } from '@bulwark/proto';
 import type { Catalog, PointRow } from '../catalog/catalog.js';
@@ -62,6 +62,7 @@ export class AgentConnection {
         if (!isBinary) throw new ProtocolError(ErrorCode.MALFORMED_FRAME, 'text messages are not part of the protocol');
         const frame = decodeFrame(data);
         await this.handle(frame);
+        // Appended, a blob frame's bytes are in the pack's staging memory and its ids copied: nothing reads it again.
         if (frame.blobData) freeNow(data);
       } catch (err) {
         this.onFailure(err);
@@ -238,17 +239,6 @@ export class AgentConnection {
     this.ctx.log.info(`agent ${this.agentId}: restore password accepted; may read points of ${sourceAgentId}`);
     await this.sender.send({ recoveryGrant: { requestId, sourceAgentId, masterKey, signPublicKey: source.sign_public_key } });
   }
-}
-
-/**
- * A blob frame, once appended (the pack's staging memory has its bytes and
- * the pack its own copies of the ids), is freed at once when it owns its
- * memory: moved into an object that dies young, so the next scavenge frees
- * it. Left to the collector, frames that had been promoted while they waited
- * lived on until the next full collection, rare with the heap floor.
- */
-function freeNow(data: Buffer): void {
-  if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) structuredClone(data.buffer, { transfer: [data.buffer as ArrayBuffer] });
 }
 
 function checkIds(ids: Buffer[], requestId: number): void {

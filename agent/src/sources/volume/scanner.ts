@@ -138,10 +138,12 @@ export class VolumeScanner {
           if (m.jobId !== jobId) return;
           if (m.type === 'blob') {
             const envelope = Buffer.from(m.envelope);
+            // Read now: the sink may release the envelope (free its memory) before it resolves.
+            const bytes = envelope.length;
             const handOver = sink(Buffer.from(m.id), envelope, m.blocks, m.plainBytes);
             pending = Promise.all([pending, handOver]).then(() => undefined);
             pending.catch(() => undefined);
-            handOver.catch(fail).finally(() => { Atomics.sub(this.outstanding, 0, envelope.length); Atomics.notify(this.outstanding, 0); });
+            handOver.catch(fail).finally(() => { Atomics.sub(this.outstanding, 0, bytes); Atomics.notify(this.outstanding, 0); });
             return;
           }
           slot.worker.off('message', onMessage);
