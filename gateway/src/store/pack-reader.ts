@@ -36,18 +36,19 @@ export class PackReader {
 
   /** Fill `buffers`, in order, from `file`'s bytes starting at `offset`. Several reads may be under way at once. */
   async readInto(file: string, offset: number, buffers: Buffer[]): Promise<void> {
-    const entry = this.acquire(file);
-    let refused = false;
-    try {
-      refused = !(await this.readWith(await entry.pack, file, offset, buffers));
-    } finally {
-      this.release(entry);
+    // A direct read refused (the filesystem wants larger alignment): the pack is reopened through the cache, and the
+    // read made again; a read through the cache is never refused, so this ends.
+    for (let direct = this.options.direct !== false; ; direct = false) {
+      const entry = this.acquire(file, direct);
+      let read: boolean;
+      try {
+        read = await this.readWith(await entry.pack, file, offset, buffers);
+      } finally {
+        this.release(entry);
+      }
+      if (read) return;
+      this.retire(file, entry);
     }
-    if (!refused) return;
-    // Opened with O_DIRECT but refuses these reads (it wants larger alignment): the cache, from now on.
-    this.retire(file, entry);
-    if (!this.open.has(file)) this.open.set(file, { pack: openPack(file, false), users: 0, retired: false });
-    await this.readInto(file, offset, buffers);
   }
 
   /** False if the pack is open for direct I/O and the filesystem refused this read. */
@@ -106,12 +107,13 @@ export class PackReader {
     }
   }
 
-  private acquire(file: string): PackEntry {
+  /** The pack's open handle, or a new one (`direct`: around the page cache where the filesystem takes it). */
+  private acquire(file: string, direct = this.options.direct !== false): PackEntry {
     let entry = this.open.get(file);
     if (entry) {
       this.open.delete(file);
     } else {
-      entry = { pack: openPack(file, this.options.direct !== false), users: 0, retired: false };
+      entry = { pack: openPack(file, direct), users: 0, retired: false };
       const failed = entry;
       entry.pack.catch(() => { if (this.open.get(file) === failed) this.open.delete(file); });
       this.evictIdle(OPEN_FILES - 1);
