@@ -148,6 +148,35 @@ describe('round trip', () => {
     expect(digestTree(path.join(target, 'wide'))).toEqual(digestTree(wide));
   }, 120_000);
 
+  it('with --sparse leaves runs of zeros as holes and restores the same bytes; without it allocates every block', async () => {
+    const MiB = 1024 * 1024;
+    const dir = path.join(work, 'sparse');
+    fs.mkdirSync(dir);
+    const rng = new Rng(6);
+    const image = path.join(dir, 'disk.img');
+    fs.writeFileSync(image, Buffer.concat([rng.bytes(3 * MiB + 5), Buffer.alloc(24 * MiB), rng.bytes(2 * MiB), Buffer.alloc(16 * MiB)]));
+    fs.writeFileSync(path.join(dir, 'zeros-only'), Buffer.alloc(MiB));
+    fs.writeFileSync(path.join(dir, 'few-zeros'), Buffer.alloc(10_000));
+    const point = (await backup(state, [dir])).point;
+    const allocated = (file: string) => fs.statSync(file).blocks * 512;
+
+    const sparse = path.join(work, 'restored-sparse');
+    const report = JSON.parse((await runOk(AGENT_CLI, ['restore', '--state', state, point, '--to', sparse, '--sparse', '--json'])).stdout) as { holeBytes: number };
+    expect(digestTree(path.join(sparse, 'sparse'))).toEqual(digestTree(dir));
+    // Chunks of 256 KiB to 4 MiB: all of each zero run is hole but a chunk at either end of it.
+    expect(report.holeBytes).toBeGreaterThanOrEqual(28 * MiB + MiB);
+    expect(allocated(path.join(sparse, 'sparse', 'disk.img'))).toBeLessThanOrEqual(fs.statSync(image).size - 28 * MiB);
+    expect(allocated(path.join(sparse, 'sparse', 'zeros-only'))).toBe(0);
+    expect(allocated(path.join(sparse, 'sparse', 'few-zeros'))).toBeGreaterThan(0);
+
+    const full = path.join(work, 'restored-not-sparse');
+    const plain = JSON.parse((await runOk(AGENT_CLI, ['restore', '--state', state, point, '--to', full, '--json'])).stdout) as { holeBytes: number };
+    expect(plain.holeBytes).toBe(0);
+    expect(digestTree(path.join(full, 'sparse'))).toEqual(digestTree(dir));
+    expect(allocated(path.join(full, 'sparse', 'disk.img'))).toBeGreaterThanOrEqual(fs.statSync(image).size);
+    expect(allocated(path.join(full, 'sparse', 'zeros-only'))).toBeGreaterThanOrEqual(MiB);
+  });
+
   it('restores more files than the process may hold open at once', async () => {
     const many = path.join(work, 'many-files');
     const rng = new Rng(4);

@@ -23,8 +23,9 @@ const USAGE = `Usage: bulwark-agent <command> [options]
                                     back up a block device or disk image (changed blocks only)
   points  --state S [--json] [--from-agent AGENT --restore-password-file F]
                                     list restore points
-  restore --state S POINT --to DIR [--from-agent AGENT --restore-password-file F]
+  restore --state S POINT --to DIR [--sparse] [--from-agent AGENT --restore-password-file F]
                                     restore a point ("latest", or an id prefix) into DIR;
+                                    --sparse leaves runs of zeros (64 KiB or more) as holes;
                                     --from-agent restores another host's point (needs the restore password)
   restore --state S POINT --to-volume PATH
                                     write a volume point as a full image (file or device), verified
@@ -93,10 +94,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
   },
 
   async restore(args) {
-    const { values, positionals } = parseOptions(args, { state: { type: 'string' }, to: { type: 'string' }, 'to-volume': { type: 'string' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
+    const { values, positionals } = parseOptions(args, { state: { type: 'string' }, to: { type: 'string' }, 'to-volume': { type: 'string' }, sparse: { type: 'boolean' }, json: { type: 'boolean' }, 'from-agent': { type: 'string' }, 'restore-password-file': { type: 'string' } }, true);
     if (positionals.length !== 1) throw new UsageError('restore takes one POINT ("latest" or an id prefix)');
     if (values['to-volume'] !== undefined) {
       if (values.to) throw new UsageError('give either --to DIR (file points) or --to-volume PATH (volume points)');
+      if (values.sparse) throw new UsageError('--sparse is for --to DIR: a volume restore always leaves the image\'s zero ranges as holes');
       const { restoreVolumeCommand } = await import('../restore/restore-volume.js');
       const state = loadState(stateDir(values.state));
       await restoreVolumeCommand({ state, point: positionals[0], target: values['to-volume'], json: values.json === true, openAccess: (link) => access(link, state, values['from-agent'], values['restore-password-file']) });
@@ -111,11 +113,11 @@ const commands: Record<string, (args: string[]) => Promise<void>> = {
       if (summary.header.kind !== 'files') throw new RestoreError(`point ${summary.header.pointId.toString('hex')} is a ${summary.header.kind} point: use --to-volume`);
       const { manifest } = await loadVerifiedPoint(link, state, who, summary);
       const progress = new ProgressLine(!values.json && process.stderr.isTTY === true);
-      const stats = await restoreFiles(link, state, who, manifest, values.to, (done, total) => progress.update(() => `restoring ${bar(total ? done / total : 1)} ${formatBytes(done)} of ${formatBytes(total)}`));
+      const stats = await restoreFiles(link, state, who, manifest, values.to, { sparse: values.sparse === true, onProgress: (done, total) => progress.update(() => `restoring ${bar(total ? done / total : 1)} ${formatBytes(done)} of ${formatBytes(total)}`) });
       progress.done();
       const report = { point: summary.header.pointId.toString('hex'), ...stats, verified: true, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
       if (values.json) { console.log(JSON.stringify(report)); return; }
-      console.log(`Restored point ${report.point} into ${stats.target}: ${stats.files} files, ${stats.dirs} directories, ${stats.symlinks} symlinks${stats.hardlinks ? `, ${stats.hardlinks} hard links` : ''}, ${formatBytes(stats.bytes)} in ${stats.seconds.toFixed(2)} s (${formatBytes(stats.bytes / Math.max(stats.seconds, 0.001))}/s). Every blob's MAC and id checked.`);
+      console.log(`Restored point ${report.point} into ${stats.target}: ${stats.files} files, ${stats.dirs} directories, ${stats.symlinks} symlinks${stats.hardlinks ? `, ${stats.hardlinks} hard links` : ''}, ${formatBytes(stats.bytes)}${stats.holeBytes ? ` (${formatBytes(stats.holeBytes)} of zeros left as holes)` : ''} in ${stats.seconds.toFixed(2)} s (${formatBytes(stats.bytes / Math.max(stats.seconds, 0.001))}/s). Every blob's MAC and id checked.`);
     } finally {
       link.close();
     }

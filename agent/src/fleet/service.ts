@@ -62,7 +62,7 @@ export function startAgentService(state: AgentState, options: ServiceOptions = {
           const id = summary.header.pointId.toString('hex');
           const { manifest } = await loadVerifiedPoint(link, state, access, summary);
           if (action === 'verify') return { ok: summary.state === 'ok', point: id, message: `point ${id}: signatures, refs and manifest verify (${manifest.files} files); gateway state ${summary.state}` };
-          const stats = await restoreFiles(link, state, access, manifest, command.restore!.target, (done, total) => report.progress(total ? done / total : 1, `restored ${formatBytes(done)} of ${formatBytes(total)}`));
+          const stats = await restoreFiles(link, state, access, manifest, command.restore!.target, { onProgress: (done, total) => report.progress(total ? done / total : 1, `restored ${formatBytes(done)} of ${formatBytes(total)}`) });
           return { ok: true, point: id, message: `restored ${stats.files} files (${formatBytes(stats.bytes)}) into ${stats.target}`, detailJson: JSON.stringify(stats) };
         } finally {
           link.close();

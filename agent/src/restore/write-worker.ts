@@ -3,7 +3,8 @@
  * plaintext at its offsets, and finishes each file (mode, owner, mtime) once
  * its last blob is in. Every file belongs to exactly one worker, so no two
  * threads ever write the same file. Large blobs are written around the page
- * cache (image-writer.ts), small files through it.
+ * cache (image-writer.ts), small files through it. With `sparse`, an
+ * all-zero blob is not written at all.
  */
 import fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
@@ -13,12 +14,13 @@ import { goesDirect, writeAround } from './image-writer.js';
 
 export interface RestoreFile { index: number; path: Uint8Array; size: number; blobs: number; mode: number; uid: number; gid: number; mtimeSec: number; mtimeNsec: number }
 export type ToRestoreWorker =
-  | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; chown: boolean }
+  /** `sparse`: leave an all-zero blob of HOLE_MIN_BYTES or more unwritten (a hole in the new file). */
+  | { type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; chown: boolean; sparse: boolean }
   | { type: 'files'; files: RestoreFile[] }
   | { type: 'blobs'; blobs: RestoreBlob[] };
 export interface RestoreBlob { id: Uint8Array; envelope: Uint8Array; targets: { file: number; offset: number }[] }
 export type FromRestoreWorker =
-  | { type: 'progress'; bytes: number; filesDone: number }
+  | { type: 'progress'; bytes: number; filesDone: number; holeBytes: number }
   /** A 'blobs' message is done with: its buffer comes back for the next batch, and no longer counts against the window. */
   | { type: 'consumed'; buffer: ArrayBuffer }
   | { type: 'failed'; message: string };
@@ -27,11 +29,19 @@ export type FromRestoreWorker =
 interface OpenFile { meta: RestoreFile; fd: number; remaining: number; created: boolean }
 
 const MAX_OPEN_FILES = 256;
+/**
+ * Zero runs shorter than this are written: a hole saves at most a few
+ * blocks. Chunks are at least 256 KiB, so a zero run in a large file is
+ * whole zero blobs but for its ends.
+ */
+const HOLE_MIN_BYTES = 64 * 1024;
+const ZEROS = Buffer.alloc(1024 * 1024);
 
 const port = parentPort!;
 let dataKey: Buffer;
 let blobIdKey: Buffer;
 let chown = false;
+let sparse = false;
 const files = new Map<number, OpenFile>();
 /** Files with an open fd, oldest use first (Map keeps insertion order). */
 const open = new Map<number, OpenFile>();
@@ -70,7 +80,19 @@ function write(file: OpenFile, data: Buffer, offset: number): void {
   }
 }
 
+/** A restored file is new, so what is not written reads as zeros. */
+function isAllZero(data: Buffer): boolean {
+  // Most blobs are not: three bytes settle that before a full comparison.
+  if (data[0] !== 0 || data[data.length >> 1] !== 0 || data[data.length - 1] !== 0) return false;
+  for (let at = 0; at < data.length; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, data.length - at);
+    if (!data.subarray(at, at + n).equals(ZEROS.subarray(0, n))) return false;
+  }
+  return true;
+}
+
 let bytes = 0;
+let holeBytes = 0;
 let filesDone = 0;
 let lastReport = 0;
 
@@ -92,9 +114,10 @@ function report(force = false): void {
   const now = Date.now();
   if (!force && now - lastReport < 100) return;
   lastReport = now;
-  port.postMessage({ type: 'progress', bytes, filesDone } satisfies FromRestoreWorker);
+  port.postMessage({ type: 'progress', bytes, filesDone, holeBytes } satisfies FromRestoreWorker);
   bytes = 0;
   filesDone = 0;
+  holeBytes = 0;
 }
 
 port.on('message', (message: ToRestoreWorker) => {
@@ -103,6 +126,7 @@ port.on('message', (message: ToRestoreWorker) => {
       dataKey = Buffer.from(message.dataKey);
       blobIdKey = Buffer.from(message.blobIdKey);
       chown = message.chown;
+      sparse = message.sparse;
       return;
     }
     if (message.type === 'files') {
@@ -116,10 +140,13 @@ port.on('message', (message: ToRestoreWorker) => {
     }
     for (const blob of message.blobs) {
       const plain = openBlobTransient(dataKey, blobIdKey, Buffer.from(blob.id), Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
+      // finish() creates a file that got no write and sets its length, so a hole at the end is kept too.
+      const hole = sparse && plain.length >= HOLE_MIN_BYTES && isAllZero(plain);
       for (const target of blob.targets) {
         const file = files.get(target.file);
         if (!file) continue;
-        write(file, plain, target.offset);
+        if (hole) holeBytes += plain.length;
+        else write(file, plain, target.offset);
         bytes += plain.length;
         if (--file.remaining === 0) finish(file);
       }
