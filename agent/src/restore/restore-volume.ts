@@ -1,11 +1,12 @@
 /**
  * @module Restoring a volume point to an image file or a block device. The
- * point's map is complete (no chain to replay): each referenced blob is read
- * once, opened and written to every range that uses it by two writer
- * workers; zero ranges are left as holes in a new file (written as zeros on
- * a device, which is then fsynced). Every block is hashed as it is handed to
- * the disk, and the image digest of those hashes is compared with the one in
- * the signed manifest.
+ * point's map is complete (no chain to replay). Two writer workers open the
+ * blobs and write them as volume-write-plan.ts lays out: window by window,
+ * the small blobs of changed blocks first, kept in memory, then every other
+ * blob once, in runs with those laid over; zero ranges are left as holes in
+ * a new file (written as zeros on a device, which is then fsynced). Every
+ * block is hashed as it is handed to the disk, and the image digest of those
+ * hashes is compared with the one in the signed manifest.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,8 +16,9 @@ import { loadVerifiedPoint, readBlobBatches, resolvePoint, RestoreError, type Po
 import { connectAgent } from '../jobs/connect.js';
 import type { AgentState } from '../state/state.js';
 import type { GatewayLink } from '../transport/link.js';
-import type { FromVolumeWriter, ToVolumeWriter } from './volume-write-worker.js';
-import { imageDigest, restorePlan } from '../sources/volume/extents.js';
+import type { FromVolumeWriter, ToVolumeWriter, VolumeWriterBlob } from './volume-write-worker.js';
+import { volumeWritePlan } from './volume-write-plan.js';
+import { imageDigest } from '../sources/volume/extents.js';
 import { blockHashSecret, sharedHashes } from '../sources/volume/scanner.js';
 import { blockHash } from '../sources/volume/scan-core.js';
 import { WORKER_THREADS } from '../pipeline/threads.js';
@@ -60,7 +62,7 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
   const referenced = new Set<string>();
   for (let i = 0; i < refs.length; i += 32) referenced.add(refs.subarray(i, i + 32).toString('hex'));
   for (const id of blobs) if (!referenced.has(id.toString('hex'))) throw new RestoreError(`the volume map uses blob ${id.toString('hex')}, which is not in the point's signed reference list`);
-  const plan = restorePlan(map);
+  const plan = volumeWritePlan(map);
   const { device } = prepareTarget(target, map.sizeBytes);
   if (device) {
     const { openVolumeSource } = await import('../sources/volume/source.js');
@@ -80,9 +82,10 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
   let waiters: (() => void)[] = [];
   const signal = () => { const w = waiters; waiters = []; for (const f of w) f(); };
   const total = (map.dataBytes ?? 0) || map.extents.reduce((n, e) => n + e.length, 0);
+  const resident = new SharedArrayBuffer(plan.residentBytes);
   const workers = Array.from({ length: threads }, () => {
     const worker = new Worker(new URL('./volume-write-worker.js', import.meta.url));
-    worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, hashSecret, path: target, hashes: hashes.buffer as SharedArrayBuffer, blockSize: map.blockSize } satisfies ToVolumeWriter);
+    worker.postMessage({ type: 'init', dataKey: access.keys.data, blobIdKey: access.keys.blobId, hashSecret, path: target, hashes: hashes.buffer as SharedArrayBuffer, blockSize: map.blockSize, resident } satisfies ToVolumeWriter);
     worker.on('message', (m: FromVolumeWriter) => {
       if (m.type === 'failed') failure ??= new RestoreError(`writing ${target}: ${m.message}`);
       else if (m.type === 'written') { written += m.bytes; buffered -= m.envelopeBytes; onProgress?.(written, total); }
@@ -110,18 +113,33 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
     }
     const indexOf = new Map<string, number>();
     blobs.forEach((id, i) => indexOf.set(id.toString('hex'), i));
+    let window = plan.windows[0];
+    /** Blobs whose own ranges are written: the first time each is opened. */
+    const opened = new Set<number>();
+    /** What the writers do with blob `b` in this window: its ranges, runs and resident part, flattened for the message. */
+    const writesOf = (b: number): Omit<VolumeWriterBlob, 'id' | 'envelope'> => {
+      const pieces = opened.has(b) ? [] : plan.pieces.get(b) ?? [];
+      opened.add(b);
+      const targets = new Float64Array(pieces.length * 3);
+      pieces.forEach((t, i) => { targets[i * 3] = t.imageOffset; targets[i * 3 + 1] = t.blobOffset; targets[i * 3 + 2] = t.length; });
+      const flat: number[] = [];
+      for (const run of plan.runs.get(b) ?? []) {
+        flat.push(run.imageOffset, run.blobOffset, run.length, run.overlays.length);
+        for (const o of run.overlays) flat.push(o.imageOffset, o.residentOffset, o.length);
+      }
+      const kept = window.resident.get(b);
+      return { targets, runs: flat.length ? Float64Array.from(flat) : undefined, resident: kept ? [kept.offset, kept.bytes] : undefined };
+    };
     let next = 0;
     /** One message per frame: the frame itself, moved to the worker when it may be, or copies of its envelopes. */
     const sendFrame = (received: { id: Buffer; envelope: Buffer }[], frame?: ArrayBuffer) => {
-      const items: { id: Uint8Array; envelope: Uint8Array; targets: Float64Array }[] = [];
+      const items: VolumeWriterBlob[] = [];
       let bytes = 0;
       for (const { id, envelope } of received) {
         const b = indexOf.get(id.toString('hex'));
         if (b === undefined) continue;
-        const list = plan.get(b) ?? [];
-        const targets = new Float64Array(list.length * 3);
-        list.forEach((t, i) => { targets[i * 3] = t.imageOffset; targets[i * 3 + 1] = t.blobOffset; targets[i * 3 + 2] = t.length; });
-        items.push(frame ? { id, envelope, targets } : { id: new Uint8Array(id), envelope: new Uint8Array(envelope), targets });
+        const item = { ...writesOf(b), id, envelope };
+        items.push(frame ? item : { ...item, id: new Uint8Array(id), envelope: new Uint8Array(envelope) });
         bytes += envelope.length;
       }
       if (items.length === 0) return;
@@ -129,18 +147,29 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
       const transfer = frame ? [frame] : items.map((item) => item.envelope.buffer as ArrayBuffer);
       workers[next++ % threads].postMessage({ type: 'blobs', blobs: items } satisfies ToVolumeWriter, transfer);
     };
-    const used = blobs.filter((_, i) => plan.has(i));
-    const groups: Buffer[][] = [];
-    for (let i = 0; i < used.length; i += GROUP_BLOBS) groups.push(used.slice(i, i + GROUP_BLOBS));
-    let g = 0;
-    const lane = async () => {
-      while (g < groups.length) {
-        const group = groups[g++];
-        await waitFor(() => buffered < BUFFERED_LIMIT);
-        await readBlobBatches(link, access.agentId, group, sendFrame);
-      }
+    /** Reads `ids` in groups, three at a time, within the window of envelopes the writers hold. */
+    const readAll = async (ids: Buffer[]) => {
+      const groups: Buffer[][] = [];
+      for (let i = 0; i < ids.length; i += GROUP_BLOBS) groups.push(ids.slice(i, i + GROUP_BLOBS));
+      let g = 0;
+      const lane = async () => {
+        while (g < groups.length) {
+          const group = groups[g++];
+          await waitFor(() => buffered < BUFFERED_LIMIT);
+          await readBlobBatches(link, access.agentId, group, sendFrame);
+        }
+      };
+      await Promise.all([lane(), lane(), lane()]);
     };
-    await Promise.all([lane(), lane(), lane()]);
+    // Window by window: its resident blobs opened before any run lays them over another, and every run done before
+    // the next window's resident blobs take their place.
+    for (const w of plan.windows) {
+      window = w;
+      await readAll([...w.resident.keys()].map((b) => blobs[b]));
+      await waitFor(() => buffered === 0);
+      await readAll(w.blobs.map((b) => blobs[b]));
+      await waitFor(() => buffered === 0);
+    }
     await waitFor(() => written >= total);
     if (device) {
       // A device is flushed before the restore reports success; an image file is left to the
@@ -158,7 +187,7 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
     }
     const seconds = (Date.now() - started) / 1000;
     return {
-      target, sizeBytes: map.sizeBytes, dataBytes: total, zeroBytes, blobs: used.length, seconds, writeSeconds,
+      target, sizeBytes: map.sizeBytes, dataBytes: total, zeroBytes, blobs: opened.size, seconds, writeSeconds,
       verifySeconds: (Date.now() - verifyStarted) / 1000, bytesPerSecond: map.sizeBytes / Math.max(seconds, 0.001), verified: true,
     };
   } finally {

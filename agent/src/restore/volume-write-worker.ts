@@ -1,6 +1,7 @@
 /**
  * @module Volume restore worker: opens blob envelopes (MAC and id check),
- * writes each range of the plaintext where the point's map puts it, and
+ * keeps resident plaintext in the shared buffer, writes each range and run
+ * (volume-write-plan.ts) where the point's map puts it, and
  * hashes every block it writes into the shared block-hash array, from which
  * the main thread checks the image digest (gaps, which read as zeros, are
  * the main thread's). Ranges of different blobs never
@@ -16,14 +17,21 @@ export interface VolumeWriterInit {
   type: 'init'; dataKey: Uint8Array; blobIdKey: Uint8Array; hashSecret: Uint8Array; path: string;
   /** BigUint64Array of the image's blocks, filled with the hash of each block written. */
   hashes: SharedArrayBuffer; blockSize: number;
+  /** The resident blobs' plaintext (volume-write-plan.ts), filled before any run that lays it over another blob. */
+  resident: SharedArrayBuffer;
 }
 export type ToVolumeWriter =
   | VolumeWriterInit
-  /** One frame's blobs (views into one transferred buffer, or copies); targets: [imageOffset, blobOffset, length, …] */
-  | { type: 'blobs'; blobs: { id: Uint8Array; envelope: Uint8Array; targets: Float64Array }[] }
+  /** One frame's blobs (views into one transferred buffer, or copies). */
+  | { type: 'blobs'; blobs: VolumeWriterBlob[] }
   /** Write zeros over [offset, offset+length) (targets that were not empty). */
   | { type: 'zero'; offset: number; length: number }
   | { type: 'sync' };
+/**
+ * targets: [imageOffset, blobOffset, length, …] written as they are; runs: [imageOffset, blobOffset, length,
+ * overlay count, then per overlay imageOffset, residentOffset, length, …]; resident: [offset, bytes] to keep.
+ */
+export interface VolumeWriterBlob { id: Uint8Array; envelope: Uint8Array; targets: Float64Array; runs?: Float64Array; resident?: [number, number] }
 export type FromVolumeWriter =
   | { type: 'written'; bytes: number; envelopeBytes: number }
   | { type: 'synced' }
@@ -34,6 +42,7 @@ let init: VolumeWriterInit;
 let keys: { data: Buffer; blobId: Buffer; hashSecret: Buffer };
 let hashes: BigUint64Array;
 let writer: ImageWriter;
+let resident: Buffer;
 const ZEROS = Buffer.alloc(1024 * 1024);
 
 /** Writes a range that starts on a block boundary, hashing each of its blocks. */
@@ -43,16 +52,34 @@ function writeRange(data: Buffer, imageOffset: number): void {
   for (let at = 0, block = imageOffset / bs; at < data.length; at += bs, block++) hashes[block] = blockHash(data.subarray(at, Math.min(at + bs, data.length)), keys.hashSecret);
 }
 
-/** Opens one envelope and writes its ranges; returns the bytes written. */
-function writeBlob(idBytes: Uint8Array, envelopeBytes: Uint8Array, t: Float64Array): number {
-  const id = Buffer.from(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength);
-  const plain = openBlobTransient(keys.data, keys.blobId, id, Buffer.from(envelopeBytes.buffer, envelopeBytes.byteOffset, envelopeBytes.byteLength));
-  let bytes = 0;
-  for (let i = 0; i < t.length; i += 3) {
-    const [imageOffset, blobOffset, length] = [t[i], t[i + 1], t[i + 2]];
+/** Opens one envelope, keeps what is resident and writes its ranges and runs; returns the bytes written. */
+function writeBlob(blob: VolumeWriterBlob): number {
+  const id = Buffer.from(blob.id.buffer, blob.id.byteOffset, blob.id.byteLength);
+  const plain = openBlobTransient(keys.data, keys.blobId, id, Buffer.from(blob.envelope.buffer, blob.envelope.byteOffset, blob.envelope.byteLength));
+  const range = (imageOffset: number, blobOffset: number, length: number) => {
     if (blobOffset + length > plain.length) throw new Error(`blob ${id.toString('hex')} holds ${plain.length} bytes; the map wants ${length} from ${blobOffset}`);
     if (imageOffset % init.blockSize !== 0) throw new Error(`the map puts blob ${id.toString('hex')} at ${imageOffset}, not on a block boundary`);
-    writeRange(plain.subarray(blobOffset, blobOffset + length), imageOffset);
+    return plain.subarray(blobOffset, blobOffset + length);
+  };
+  if (blob.resident) resident.set(range(0, 0, blob.resident[1]), blob.resident[0]);
+  let bytes = 0;
+  const t = blob.targets;
+  for (let i = 0; i < t.length; i += 3) {
+    writeRange(range(t[i], t[i + 1], t[i + 2]), t[i]);
+    bytes += t[i + 2];
+  }
+  const r = blob.runs ?? [];
+  for (let i = 0; i < r.length;) {
+    const [imageOffset, blobOffset, length, overlays] = [r[i], r[i + 1], r[i + 2], r[i + 3]];
+    const data = range(imageOffset, blobOffset, length);
+    i += 4;
+    // The plaintext is this thread's scratch and the blob has this one shift in the image: nothing else reads what is laid over.
+    for (const stop = i + overlays * 3; i < stop; i += 3) {
+      const [at, from, n] = [r[i] - imageOffset, r[i + 1], r[i + 2]];
+      if (at < 0 || at + n > length || from + n > resident.length) throw new Error(`a resident range at ${r[i]} does not fit the run of blob ${id.toString('hex')} at ${imageOffset}`);
+      data.set(resident.subarray(from, from + n), at);
+    }
+    writeRange(data, imageOffset);
     bytes += length;
   }
   return bytes;
@@ -65,6 +92,7 @@ port.on('message', (message: ToVolumeWriter) => {
       keys = { data: Buffer.from(message.dataKey), blobId: Buffer.from(message.blobIdKey), hashSecret: Buffer.from(message.hashSecret) };
       hashes = new BigUint64Array(message.hashes);
       writer = new ImageWriter(message.path);
+      resident = Buffer.from(message.resident);
       return;
     }
     if (message.type === 'sync') {
@@ -80,7 +108,7 @@ port.on('message', (message: ToVolumeWriter) => {
     let bytes = 0;
     let envelopeBytes = 0;
     for (const blob of message.blobs) {
-      bytes += writeBlob(blob.id, blob.envelope, blob.targets);
+      bytes += writeBlob(blob);
       envelopeBytes += blob.envelope.length;
     }
     port.postMessage({ type: 'written', bytes, envelopeBytes } satisfies FromVolumeWriter);

@@ -118,17 +118,3 @@ export function imageDigest(hashes: BigUint64Array, sizeBytes: number, blockSize
   tail.writeUInt32LE(blockSize);
   return blake3(Buffer.concat([head, tail, Buffer.from(hashes.buffer, hashes.byteOffset, hashes.byteLength)]));
 }
-
-/** Which byte ranges of which blob a restore writes where. */
-export interface BlobTarget { imageOffset: number; blobOffset: number; length: number }
-
-export function restorePlan(map: VolumeMap): Map<number, BlobTarget[]> {
-  const plan = new Map<number, BlobTarget[]>();
-  for (const e of map.extents) {
-    const b = e.blobIndex ?? 0;
-    let list = plan.get(b);
-    if (!list) plan.set(b, (list = []));
-    list.push({ imageOffset: e.offset, blobOffset: e.blobOffset ?? 0, length: e.length });
-  }
-  return plan;
-}
