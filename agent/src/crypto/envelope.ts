@@ -92,17 +92,21 @@ const MAX_PLAIN_BYTES = 64 * 1024 * 1024;
 
 let dctx: InstanceType<typeof DCtx> | undefined;
 // Page-aligned: a restore writes what it opens around the page cache, straight from here (image-writer.ts).
-const openedBody = new ScratchBuffer(true);
-const openedPlain = new ScratchBuffer(true);
+/** Reused memory for opened blobs: one per blob a caller holds at once (a write of it still in flight). */
+export class OpenedScratch {
+  readonly body = new ScratchBuffer(true);
+  readonly plain = new ScratchBuffer(true);
+}
+const threadScratch = new OpenedScratch();
 
-/** `transient`: decrypt and decompress into this thread's reused buffers instead of fresh ones. */
-function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, transient: boolean): Buffer {
+/** `scratch`: decrypt and decompress into these reused buffers instead of fresh ones. */
+function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, scratch?: OpenedScratch): Buffer {
   const fail = (why: string) => new BlobIntegrityError(`blob ${id.toString('hex')} ${why}`);
   if (envelope.length < ENVELOPE_OVERHEAD) throw fail('is too short to be an envelope');
   const flags = envelope[0];
   const nonce = envelope.subarray(1, 1 + NONCE_BYTES);
   const bodyLength = envelope.length - ENVELOPE_OVERHEAD;
-  const body = transient ? openedBody.take(bodyLength) : Buffer.allocUnsafe(bodyLength);
+  const body = scratch ? scratch.body.take(bodyLength) : Buffer.allocUnsafe(bodyLength);
   try {
     sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, envelope.subarray(1 + NONCE_BYTES), associatedData(id, flags), nonce, dataKey);
   } catch {
@@ -113,7 +117,7 @@ function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, 
     // Every envelope's zstd frame records its size (one-shot compression): one exact buffer, one pass.
     const size = getFrameContentSize(body);
     if (size === null || size > MAX_PLAIN_BYTES) throw fail('does not say how large it is, or claims too much');
-    const out = transient ? openedPlain.take(size) : Buffer.allocUnsafe(size);
+    const out = scratch ? scratch.plain.take(size) : Buffer.allocUnsafe(size);
     dctx ??= new DCtx();
     plain = out.subarray(0, dctx.decompress(out, body));
   }
@@ -123,13 +127,14 @@ function open(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, 
 
 /** Decrypt, decompress and check that the plaintext hashes to `id`. */
 export function openBlob(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer): Buffer {
-  return open(dataKey, blobIdKey, id, envelope, false);
+  return open(dataKey, blobIdKey, id, envelope);
 }
 
 /**
- * The same checks into this thread's reused buffers, for callers that write
- * the plaintext out at once: it is valid only until the next call.
+ * The same checks into reused buffers (this thread's, unless given), for
+ * callers that write the plaintext out at once: it is valid only until the
+ * next call with the same scratch.
  */
-export function openBlobTransient(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer): Buffer {
-  return open(dataKey, blobIdKey, id, envelope, true);
+export function openBlobTransient(dataKey: Buffer, blobIdKey: Buffer, id: Buffer, envelope: Buffer, scratch = threadScratch): Buffer {
+  return open(dataKey, blobIdKey, id, envelope, scratch);
 }

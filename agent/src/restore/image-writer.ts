@@ -66,6 +66,8 @@ function writeStaged(direct: DirectDescriptor, data: Uint8Array, position: numbe
 export class ImageWriter {
   private readonly buffered: number;
   private readonly direct: DirectDescriptor;
+  /** A direct write has gone through: until then none is sent to the thread pool, where a refusal would race the others. */
+  private directProven = false;
 
   constructor(path: string, options: { direct?: boolean } = {}) {
     this.buffered = fs.openSync(path, fs.constants.O_WRONLY);
@@ -75,7 +77,22 @@ export class ImageWriter {
   /** Whether writes (so far) go around the page cache. */
   get isDirect(): boolean { return this.direct.isDirect; }
 
-  write(data: Uint8Array, position: number): void { writeAround(this.buffered, this.direct, data, position); }
+  write(data: Uint8Array, position: number): void {
+    writeAround(this.buffered, this.direct, data, position);
+    this.directProven ||= this.direct.isDirect && goesDirect(position, data.length);
+  }
+
+  /**
+   * write(), but a page-aligned write from a page boundary goes around the
+   * cache on the thread pool, so this thread can open the next blob
+   * meanwhile; `data` must stay untouched until it settles.
+   */
+  async writeAsync(data: Uint8Array, position: number): Promise<void> {
+    const [head, body] = wholePages(position, data.length);
+    if (!this.directProven || head > 0 || body < DIRECT_MIN_BYTES || !isPageAligned(data)) return this.write(data, position);
+    if (!(await this.direct.writeAsync(data.subarray(0, body), position))) return this.write(data, position);
+    if (body < data.length) writeAll(this.buffered, data.subarray(body), position + body);
+  }
 
   sync(): void { fs.fsyncSync(this.buffered); }
 
