@@ -9,3 +9,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npx turbo run build --output-logs=errors-only
+# npm links a workspace's bin only when its target exists, and a fresh install comes before the first build.
+if [ ! -e node_modules/.bin/bulwark-gateway ] || [ ! -e node_modules/.bin/bulwark-agent ]; then
+  npm rebuild --ignore-scripts @bulwark/gateway @bulwark/agent >/dev/null
+fi
