@@ -212,6 +212,7 @@ export class AgentConnection {
     const owner = this.readableAgent(request.agentId, requestId);
     if (blobIds.length > MAX_IDS_PER_QUERY) throw new PeerError(ErrorCode.BAD_REQUEST, `at most ${MAX_IDS_PER_QUERY} ids per read`, requestId);
     checkIds(blobIds, requestId);
+    this.ctx.worm?.verifier?.restoreReading();
     const found = await this.ctx.catalog.locateBlobs(owner, blobIds);
     const missing: number[] = [];
     const wanted = blobIds.map((id, index) => ({ index, location: found.get(id.toString('hex')) }));

@@ -15,6 +15,7 @@ import { Holds } from '../holds/holds.js';
 import { Pruner } from '../prune/prune.js';
 import { verifyStore, type VerifyReport } from '../verify/verify.js';
 import { parseVerifySchedule, type VerifySchedule } from '../verify/config.js';
+import { RestoreQuiet } from '../verify/restore-quiet.js';
 
 export interface WormServices {
   audit: AuditLog; clock: RetentionClock; retention: Retention; holds: Holds; pruner: Pruner;
@@ -50,38 +51,55 @@ export async function finishDeletions(catalog: Catalog, store: PackStore, log?: 
   }
 }
 
-/** Verification inside serve: one run at a time, after each commit and on the site.json schedule. */
+/**
+ * Verification inside serve: one run at a time, after each commit and on the
+ * site.json schedule. Periods count from the last run, or from the site's
+ * creation before the first: a new store has had no time to rot (each
+ * point's packs get a metadata check after its commit), and on a fresh site
+ * a full verify 5 s after start fell on its first restores.
+ */
 export class VerifyScheduler {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  private readonly restores = new RestoreQuiet();
 
-  constructor(private readonly catalog: Catalog, private readonly store: PackStore, private readonly worm: WormServices, readonly schedule: VerifySchedule, private readonly log?: Log) {}
+  constructor(private readonly catalog: Catalog, private readonly store: PackStore, private readonly worm: WormServices, readonly schedule: VerifySchedule, private readonly log?: Log, private readonly sinceMs = Date.now()) {}
 
   static fromSiteConfig(config: unknown, catalog: Catalog, store: PackStore, worm: WormServices, log?: Log): VerifyScheduler {
-    return new VerifyScheduler(catalog, store, worm, parseVerifySchedule((config as { verify?: unknown }).verify), log);
+    const { verify, createdMs } = config as { verify?: unknown; createdMs?: unknown };
+    return new VerifyScheduler(catalog, store, worm, parseVerifySchedule(verify), log, typeof createdMs === 'number' ? createdMs : undefined);
+  }
+
+  /** A restore read is being served: scheduled full verifies hold their reads until restores pause. */
+  restoreReading(): void {
+    this.restores.mark();
   }
 
   start(): void {
-    const every = (hours: number, key: string, full: boolean) => {
-      if (!hours) return;
-      const periodMs = hours * 3_600_000;
-      const check = async () => {
-        const last = Number((await this.catalog.getMeta(key)) ?? 0);
-        if (Date.now() - last < periodMs) return;
-        await this.catalog.setMeta(key, String(Date.now()));
-        await this.run({ full });
-      };
-      const timer = setInterval(() => void check().catch((err) => this.log?.error(`scheduled verify: ${(err as Error).message}`)), Math.min(periodMs, 600_000));
+    for (const full of [false, true]) {
+      const hours = full ? this.schedule.fullEveryHours : this.schedule.metadataEveryHours;
+      if (!hours) continue;
+      const check = () => void this.runIfDue(full).catch((err) => this.log?.error(`scheduled verify: ${(err as Error).message}`));
+      const timer = setInterval(check, Math.min(hours * 3_600_000, 600_000));
       timer.unref();
       this.timers.push(timer);
-      setTimeout(() => void check().catch(() => undefined), 5_000).unref();
-    };
-    every(this.schedule.metadataEveryHours, 'verify_last_metadata_ms', false);
-    every(this.schedule.fullEveryHours, 'verify_last_full_ms', true);
+      setTimeout(check, 5_000).unref();
+    }
     const tick = setInterval(() => void this.worm.retention.refresh().catch((err) => this.log?.error(`retention clock: ${(err as Error).message}`)), 60_000);
     tick.unref();
     this.timers.push(tick);
+  }
+
+  /** The scheduled metadata or full verify, if its period has passed; whether it ran. */
+  async runIfDue(full: boolean): Promise<boolean> {
+    const hours = full ? this.schedule.fullEveryHours : this.schedule.metadataEveryHours;
+    const key = full ? 'verify_last_full_ms' : 'verify_last_metadata_ms';
+    const last = Number((await this.catalog.getMeta(key)) ?? this.sinceMs);
+    if (!hours || Date.now() - last < hours * 3_600_000) return false;
+    await this.catalog.setMeta(key, String(Date.now()));
+    await this.run({ full });
+    return true;
   }
 
   /** After a commit: the point's refs and the packs it uses, metadata only. */
@@ -93,7 +111,7 @@ export class VerifyScheduler {
   run(options: { full: boolean; pointId?: Buffer }): Promise<VerifyReport | undefined> {
     const next = this.queue.then(async () => {
       if (this.stopped) return undefined;
-      const report = await verifyStore(this.catalog, this.store, { ...options, maxMiBps: options.full ? this.schedule.fullMaxMiBps : 0, audit: this.worm.audit, actor: 'gateway' });
+      const report = await verifyStore(this.catalog, this.store, { ...options, maxMiBps: options.full ? this.schedule.fullMaxMiBps : 0, beforeRead: () => this.restores.settled(), audit: this.worm.audit, actor: 'gateway' });
       if (report.findings.length) this.log?.error(`verify (${report.mode}${options.pointId ? ` of point ${options.pointId.toString('hex')}` : ''}): ${report.findings.length} problem(s); ${report.brokenPoints.length} point(s) broken`);
       return report;
     });

@@ -36,6 +36,8 @@ export interface VerifyOptions {
   audit?: AuditLog;
   actor?: string;
   wallMs?: () => number;
+  /** Awaited before each full-verify read: lets the caller hold the verify back (while restores read). */
+  beforeRead?: () => Promise<void>;
 }
 
 const READ_BYTES = 8 * 1024 * 1024;
@@ -80,8 +82,9 @@ function scanFooter(fd: number, size: number, head: Buffer, tail: Buffer): { has
 class Throttle {
   private readonly started = process.hrtime.bigint();
   private bytes = 0;
-  constructor(private readonly mibps: number) {}
+  constructor(private readonly mibps: number, private readonly beforeRead?: () => Promise<void>) {}
   async take(n: number): Promise<void> {
+    await this.beforeRead?.();
     if (!this.mibps) return;
     this.bytes += n;
     const dueMs = (this.bytes / (this.mibps * 1048576)) * 1000;
@@ -92,6 +95,7 @@ class Throttle {
 
 /** BLAKE3 of [0, end) with two buffers: the next read is in flight while the current one is hashed. */
 async function hashRange(path: string, end: number, buffers: Buffer[], throttle: Throttle): Promise<Buffer> {
+  await throttle.take(0);
   const handle = await fsp.open(path, 'r');
   try {
     const hasher = new Blake3Hasher();
@@ -153,7 +157,7 @@ export async function verifyStore(catalog: Catalog, store: PackStore, options: V
   const head = Buffer.allocUnsafe(HEAD_BYTES);
   const tail = Buffer.allocUnsafe(TAIL_BYTES);
   const buffers = options.full ? [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)] : [];
-  const throttle = new Throttle(options.maxMiBps ?? 0);
+  const throttle = new Throttle(options.maxMiBps ?? 0, options.beforeRead);
   let bytesHashed = 0;
   let checked = 0;
   for (const pack of packs) {
