@@ -7,7 +7,7 @@ export interface SignedCommand { command: Buffer; signature: Buffer }
 
 export interface BackupNow { paths?: string[]; policyId?: string; runId?: string }
 export interface VerifyPoint { point?: string }
-export interface RestorePoint { point: string; target: string }
+export interface RestorePoint { point: string; target: string; sparse?: boolean }
 export interface Policy { policyId: string; paths: string[] }
 export interface ApplyPolicy { policy: Policy }
 export interface SetSchedule { policyId: string; periodMs: number; jitterMs?: number }

@@ -62,8 +62,10 @@ export function startAgentService(state: AgentState, options: ServiceOptions = {
           const id = summary.header.pointId.toString('hex');
           const { manifest } = await loadVerifiedPoint(link, state, access, summary);
           if (action === 'verify') return { ok: summary.state === 'ok', point: id, message: `point ${id}: signatures, refs and manifest verify (${manifest.files} files); gateway state ${summary.state}` };
-          const stats = await restoreFiles(link, state, access, manifest, command.restore!.target, { onProgress: (done, total) => report.progress(total ? done / total : 1, `restored ${formatBytes(done)} of ${formatBytes(total)}`) });
-          return { ok: true, point: id, message: `restored ${stats.files} files (${formatBytes(stats.bytes)}) into ${stats.target}`, detailJson: JSON.stringify(stats) };
+          // Restored as a tree, a volume point's manifest has no roots: the command would succeed and write nothing.
+          if (summary.header.kind !== 'files') return { ok: false, point: id, message: `point ${id} is a ${summary.header.kind} point: a fleet restore writes file trees; restore it on the host with \`bulwark-agent restore --to-volume PATH\`` };
+          const stats = await restoreFiles(link, state, access, manifest, command.restore!.target, { sparse: command.restore!.sparse === true, onProgress: (done, total) => report.progress(total ? done / total : 1, `restored ${formatBytes(done)} of ${formatBytes(total)}`) });
+          return { ok: true, point: id, message: `restored ${stats.files} files (${formatBytes(stats.bytes)}${stats.holeBytes ? `, ${formatBytes(stats.holeBytes)} of zeros left as holes` : ''}) into ${stats.target}`, detailJson: JSON.stringify(stats) };
         } finally {
           link.close();
         }

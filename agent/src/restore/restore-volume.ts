@@ -62,6 +62,8 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
   const referenced = new Set<string>();
   for (let i = 0; i < refs.length; i += 32) referenced.add(refs.subarray(i, i + 32).toString('hex'));
   for (const id of blobs) if (!referenced.has(id.toString('hex'))) throw new RestoreError(`the volume map uses blob ${id.toString('hex')}, which is not in the point's signed reference list`);
+  const problem = volumeMapProblem(map);
+  if (problem) throw new RestoreError(`the point's volume map cannot be restored: ${problem}`);
   const plan = volumeWritePlan(map);
   const { device } = prepareTarget(target, map.sizeBytes);
   if (device) {
@@ -81,7 +83,7 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
   let failure: Error | undefined;
   let waiters: (() => void)[] = [];
   const signal = () => { const w = waiters; waiters = []; for (const f of w) f(); };
-  const total = (map.dataBytes ?? 0) || map.extents.reduce((n, e) => n + e.length, 0);
+  const total = map.extents.reduce((n, e) => n + e.length, 0);
   const resident = new SharedArrayBuffer(plan.residentBytes);
   const workers = Array.from({ length: threads }, () => {
     const worker = new Worker(new URL('./volume-write-worker.js', import.meta.url));
@@ -170,7 +172,8 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
       await readAll(w.blobs.map((b) => blobs[b]));
       await waitFor(() => buffered === 0);
     }
-    await waitFor(() => written >= total);
+    // Every window waited for its writes: a shortfall is a plan that left bytes out, never something still on its way.
+    if (written !== total) throw new RestoreError(`wrote ${written} of the map's ${total} data bytes to ${target}: an internal error; do not use the image`);
     if (device) {
       // A device is flushed before the restore reports success; an image file is left to the
       // page cache like any copied file (`sync` it if the host may lose power right after).
@@ -193,6 +196,32 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * Why the writers and the block hashes could not follow `map`, if they
+ * could not: checked before anything is written, so a damaged or hostile
+ * map is refused with its fault named (a map claiming more data than its
+ * extents hold once left the restore waiting for ever).
+ */
+export function volumeMapProblem(map: VolumeMap): string | undefined {
+  const { sizeBytes, blockSize } = map;
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) return `its image size (${sizeBytes}) is not a positive number of bytes`;
+  if (!(blockSize >= 512 && blockSize <= 1024 * 1024 && (blockSize & (blockSize - 1)) === 0)) return `its block size (${blockSize}) is not a power of two from 512 bytes to 1 MiB`;
+  if (map.merkleRoot.length !== 32) return 'its image digest is not 32 bytes';
+  const blobs = map.blobs?.length ?? 0;
+  let end = 0;
+  let data = 0;
+  for (const [i, e] of map.extents.entries()) {
+    const where = `extent ${i} (${e.length} bytes at ${e.offset})`;
+    if (!(e.length > 0) || e.offset < end || e.offset + e.length > sizeBytes) return `${where} is empty, overlaps the one before it or runs past the image's end`;
+    if (e.offset % blockSize !== 0 || (e.length % blockSize !== 0 && e.offset + e.length !== sizeBytes)) return `${where} does not lie on block boundaries`;
+    if ((e.blobIndex ?? 0) >= blobs) return `${where} names blob ${e.blobIndex ?? 0}; the map lists ${blobs}`;
+    end = e.offset + e.length;
+    data += e.length;
+  }
+  if (map.dataBytes && map.dataBytes !== data) return `it says it holds ${map.dataBytes} bytes of data, its extents ${data}`;
+  return undefined;
 }
 
 /** The ranges no extent covers: they read as zeros. */

@@ -25,7 +25,7 @@ export const FLEET_USAGE = `  agents  --dir D [--json]         every agent: onli
   run     --dir D AGENT ACTION [--json] [--timeout S] [--broker mqtts://HOST:PORT]
                                    send a signed command and follow it to completion. ACTION:
                                      backup [--path P]... [--policy NAME] | verify [--point P]
-                                     restore --point P --to DIR | apply-policy --policy NAME
+                                     restore --point P --to DIR [--sparse] | apply-policy --policy NAME
                                      set-schedule --policy NAME | diagnostics | update --version V [--url U]
   schedule --dir D set NAME --path P... --every SECONDS [--jitter SECONDS]
           --dir D assign NAME AGENT...  |  --dir D list [--json]
@@ -125,7 +125,7 @@ export async function runFleetCommand(site: Site, agentId: string, action: Comma
 
 const RUN_SPEC = {
   dir: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' }, ttl: { type: 'string' }, broker: { type: 'string' },
-  path: { type: 'string', multiple: true }, policy: { type: 'string' }, point: { type: 'string' }, to: { type: 'string' },
+  path: { type: 'string', multiple: true }, policy: { type: 'string' }, point: { type: 'string' }, to: { type: 'string' }, sparse: { type: 'boolean' },
   version: { type: 'string' }, url: { type: 'string' }, sha256: { type: 'string' },
 } as const;
 type RunValues = ReturnType<typeof parseOptions<typeof RUN_SPEC>>['values'];
@@ -146,7 +146,7 @@ async function actionFor(site: Site, verb: string, values: RunValues): Promise<C
       return { verify: { point: values.point ?? 'latest' } };
     case 'restore':
       if (!values.to) throw new UsageError('restore needs --to DIR (on the agent\'s host)');
-      return { restore: { point: values.point ?? 'latest', target: values.to } };
+      return { restore: { point: values.point ?? 'latest', target: values.to, sparse: values.sparse === true } };
     case 'apply-policy':
     case 'set-schedule': {
       const p = await policy();
