@@ -177,6 +177,21 @@ describe('round trip', () => {
     expect(allocated(path.join(full, 'sparse', 'zeros-only'))).toBeGreaterThanOrEqual(MiB);
   });
 
+  it('restores files that share content when their writer threads differ', async () => {
+    // Consecutive files go to one writer until they fill a read (8 MiB): a and b land on different writers, and so do
+    // b and its copy d, so the reads of b's blobs carry blobs both writers need.
+    const shared = path.join(work, 'shared');
+    fs.mkdirSync(shared);
+    const rng = new Rng(5);
+    const a = rng.bytes(9 * 1024 * 1024);
+    const b = rng.bytes(9 * 1024 * 1024);
+    for (const [name, data] of [['a.bin', a], ['b.bin', b], ['c.bin', a], ['d.bin', b], ['e.bin', Buffer.concat([b.subarray(0, 4 * 1024 * 1024), a])]] as const) fs.writeFileSync(path.join(shared, name), data);
+    const point = (await backup(state, [shared])).point;
+    const target = path.join(work, 'restored-shared');
+    await runOk(AGENT_CLI, ['restore', '--state', state, point, '--to', target]);
+    expect(digestTree(path.join(target, 'shared'))).toEqual(digestTree(shared));
+  });
+
   it('restores more files than the process may hold open at once', async () => {
     const many = path.join(work, 'many-files');
     const rng = new Rng(4);

@@ -74,6 +74,8 @@ export interface ReadPacing {
   beforeRequest?: () => Promise<void>;
   /** Plaintext size of each id (an envelope is never much larger): reads are cut to READ_PLAIN_BYTES. */
   plainSizes?: number[];
+  /** Ascending indexes of ids that start a new read. */
+  breaks?: number[];
 }
 
 /**
@@ -82,20 +84,26 @@ export interface ReadPacing {
  * worker): the envelopes are views into it.
  */
 export async function readBlobBatches(link: GatewayLink, agentId: string, ids: Buffer[], onBlobs: (blobs: { id: Buffer; envelope: Buffer }[], frame?: ArrayBuffer) => void, pacing: ReadPacing = {}): Promise<void> {
-  const { beforeRequest, plainSizes } = pacing;
+  const { beforeRequest, plainSizes, breaks = [] } = pacing;
   const batches: Buffer[][] = [];
   let current: Buffer[] = [];
   let currentBytes = 0;
+  let nextBreak = 0;
   ids.forEach((id, i) => {
     const size = plainSizes?.[i] ?? 0;
-    if (current.length === IDS_PER_READ || (current.length > 0 && currentBytes + size > READ_PLAIN_BYTES)) { batches.push(current); current = []; currentBytes = 0; }
+    const breaksHere = breaks[nextBreak] === i;
+    if (breaksHere) nextBreak++;
+    if (current.length > 0 && (breaksHere || current.length === IDS_PER_READ || currentBytes + size > READ_PLAIN_BYTES)) { batches.push(current); current = []; currentBytes = 0; }
     current.push(id);
     currentBytes += size;
   });
   if (current.length > 0) batches.push(current);
-  const own = new Set<number>();
+  /** Per read under way: the ids (hex) asked for and not yet received. */
+  const outstanding = new Map<number, Set<string>>();
   const listener = (data: BlobData, frame?: ArrayBuffer) => {
-    if (data.requestId === undefined || !own.has(data.requestId)) return;
+    const waiting = data.requestId === undefined ? undefined : outstanding.get(data.requestId);
+    if (!waiting) return;
+    for (const { id } of data.blobs ?? []) waiting.delete(id.toString('hex'));
     onBlobs(data.blobs ?? [], frame);
   };
   link.on('blobData', listener);
@@ -107,12 +115,15 @@ export async function readBlobBatches(link: GatewayLink, agentId: string, ids: B
         if (next >= batches.length) break;
         const batch = batches[next++];
         const requestId = link.newRequestId();
-        own.add(requestId);
+        const waiting = new Set(batch.map((id) => id.toString('hex')));
+        outstanding.set(requestId, waiting);
         const reply = link.awaitReply(requestId);
         await link.send({ readBlobs: { requestId, blobIds: batch, agentId } });
         const done = (await reply).readDone;
-        own.delete(requestId);
+        outstanding.delete(requestId);
         if (done?.missing?.length) throw new RestoreError(`the gateway lacks ${done.missing.length} blob(s) of this point (first ${batch[done.missing[0]].toString('hex')}): the point is damaged; run a verify on the gateway`);
+        // A read ended with blobs neither sent nor reported missing: waiting for them would never end.
+        if (waiting.size > 0) throw new RestoreError(`the gateway ended a read without ${waiting.size} blob(s) it did not report missing (first ${waiting.values().next().value}): it is misbehaving; restore again, or from another gateway`);
       }
     };
     await Promise.all(Array.from({ length: READS_IN_FLIGHT }, worker));
@@ -124,7 +135,6 @@ export async function readBlobBatches(link: GatewayLink, agentId: string, ids: B
 export async function fetchPlain(link: GatewayLink, access: PointAccess, ids: Buffer[], plainSizes?: number[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   await readBlobBatches(link, access.agentId, ids, (blobs) => { for (const { id, envelope } of blobs) out.set(id.toString('hex'), openBlob(access.keys.data, access.keys.blobId, id, envelope)); }, { plainSizes });
-  for (const id of ids) if (!out.has(id.toString('hex'))) throw new RestoreError(`blob ${id.toString('hex')} was not returned`);
   return out;
 }
 
@@ -250,23 +260,37 @@ async function writeRestore(link: GatewayLink, access: PointAccess, writers: Wri
   for (const dir of dirs) fs.mkdirSync(dir.path, { mode: 0o700 });
   const { written, links } = splitHardLinks(files);
 
-  // Assign each file to one worker; route each blob to the workers whose files use it.
+  // Each file goes to one worker, consecutive files to the same one until their new blobs fill a read; each read then
+  // starts at such a switch, so its blobs are one worker's (but for blobs files of two workers share), and that worker
+  // takes the frame as it came. Each blob is routed to the workers whose files use it.
   const threads = workers.length;
   /** Per blob id: for each worker, the (file, offset) places it must be written to. */
   const targets = new Map<string, { file: number; offset: number }[][]>();
   /** Each blob once, in the order first met, with its plaintext size: what to read. */
   const readIds: Buffer[] = [];
   const readSizes: number[] = [];
+  /** Where reads start: at each switch of worker. */
+  const breaks: number[] = [];
   const perWorker: RestoreFile[][] = Array.from({ length: threads }, () => []);
   let totalBytes = 0;
+  let worker = 0;
+  let workerReadBytes = 0;
   written.forEach((f, index) => {
-    const worker = index % threads;
     const content = f.node.content ?? [];
     const sizes = f.node.contentSizes ?? [];
     if (sizes.length !== content.length) throw new RestoreError(`file ${f.path.toString()} has ${content.length} blobs but ${sizes.length} sizes`);
+    const keys = content.map((id) => id.toString('hex'));
+    let newBytes = 0;
+    keys.forEach((key, k) => { if (!targets.has(key)) newBytes += sizes[k]; });
+    if (workerReadBytes > 0 && workerReadBytes + newBytes > READ_PLAIN_BYTES) {
+      worker = (worker + 1) % threads;
+      workerReadBytes = 0;
+      breaks.push(readIds.length);
+    }
+    workerReadBytes += newBytes;
     let offset = 0;
     content.forEach((id, k) => {
-      const key = id.toString('hex');
+      const key = keys[k];
       let perWorkerTargets = targets.get(key);
       if (!perWorkerTargets) {
         targets.set(key, (perWorkerTargets = Array.from({ length: threads }, () => [])));
@@ -314,12 +338,19 @@ async function writeRestore(link: GatewayLink, access: PointAccess, writers: Wri
     const mtime = sym.node.mtimeSec + sym.node.mtimeNsec / 1e9;
     fs.lutimesSync(sym.path, mtime, mtime);
   }
-  await readBlobBatches(link, access.agentId, readIds, (blobs) => {
+  await readBlobBatches(link, access.agentId, readIds, (blobs, frame) => {
     const perWorker: { id: Buffer; envelope: Buffer; targets: { file: number; offset: number }[] }[][] = workers.map(() => []);
     for (const { id, envelope } of blobs) {
       const perWorkerTargets = targets.get(id.toString('hex'));
       if (!perWorkerTargets) continue;
       perWorkerTargets.forEach((mine, w) => { if (mine.length) perWorker[w].push({ id, envelope, targets: mine }); });
+    }
+    const only = perWorker.filter((batch) => batch.length > 0);
+    if (frame && only.length === 1) {
+      // One worker's blobs: the frame moves to it, the envelopes stay views into it (8 MiB not copied per read).
+      inWorkers += frame.byteLength;
+      workers[perWorker.indexOf(only[0])].postMessage({ type: 'blobs', blobs: only[0] } satisfies ToRestoreWorker, [frame]);
+      return;
     }
     perWorker.forEach((batch, w) => {
       if (batch.length === 0) return;
@@ -342,6 +373,7 @@ async function writeRestore(link: GatewayLink, access: PointAccess, writers: Wri
       while (inWorkers >= WORKER_WINDOW_BYTES && !failure) await new Promise<void>((resolve) => windowWaiters.push(resolve));
     },
     plainSizes: readSizes,
+    breaks,
   });
   checkDone();
   await finished;
