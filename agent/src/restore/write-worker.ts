@@ -25,8 +25,8 @@ export type FromRestoreWorker =
   | { type: 'consumed'; buffer: ArrayBuffer }
   | { type: 'failed'; message: string };
 
-/** fd is -1 until the first blob arrives, and again while parked to respect the open-file limit. */
-interface OpenFile { meta: RestoreFile; fd: number; remaining: number; created: boolean }
+/** fd is -1 until the first blob arrives, and again while parked to respect the open-file limit; `end`: the furthest byte written. */
+interface OpenFile { meta: RestoreFile; fd: number; remaining: number; created: boolean; end: number }
 
 const MAX_OPEN_FILES = 256;
 /**
@@ -69,6 +69,7 @@ function ensureOpen(file: OpenFile): number {
 
 function write(file: OpenFile, data: Buffer, offset: number): void {
   const fd = ensureOpen(file);
+  file.end = Math.max(file.end, offset + data.length);
   if (!goesDirect(offset, data.length)) return writeAll(fd, data, offset);
   // Reopened from the descriptor, so it is the file we created whatever its path names now; held for this blob only, so
   // the worker's descriptor budget stays one per open file.
@@ -100,7 +101,8 @@ function finish(file: OpenFile): void {
   const { meta } = file;
   ensureOpen(file);
   open.delete(meta.index);
-  fs.ftruncateSync(file.fd, meta.size);
+  // Only where the writes fell short of the size (holes left at the end): for every other file it was a syscall spent.
+  if (file.end !== meta.size) fs.ftruncateSync(file.fd, meta.size);
   if (chown) fs.fchownSync(file.fd, meta.uid, meta.gid);
   fs.fchmodSync(file.fd, meta.mode);
   const mtime = meta.mtimeSec + meta.mtimeNsec / 1e9;
@@ -131,7 +133,7 @@ port.on('message', (message: ToRestoreWorker) => {
     }
     if (message.type === 'files') {
       for (const meta of message.files) {
-        const file: OpenFile = { meta, fd: -1, remaining: meta.blobs, created: false };
+        const file: OpenFile = { meta, fd: -1, remaining: meta.blobs, created: false, end: 0 };
         files.set(meta.index, file);
         if (meta.blobs === 0) finish(file);
       }
