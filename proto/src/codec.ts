@@ -8,6 +8,7 @@ import type { BlobData, Frame, Manifest, PointHeader, VolumeMap } from './types.
 import { decodeVolumeMap, encodeVolumeMap, lengthDelimitedField, splitFields } from './volume-map-codec.js';
 import { protoRoot as root } from './schema.js';
 import { ErrorCode } from './types.js';
+import { allocMessage } from './whole-messages.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts; blob batches are cut to stay below it. */
@@ -25,8 +26,9 @@ export class ProtocolError extends Error {
   }
 }
 
-export function encodeFrame(frame: Frame): Buffer {
-  if (frame.blobData) return encodeBlobDataFrame(frame.blobData);
+/** `buffers`: where a blob frame goes (default: memory of its own, with websocket headroom). */
+export function encodeFrame(frame: Frame, buffers: { take(bytes: number): Buffer } = { take: allocMessage }): Buffer {
+  if (frame.blobData) return encodeBlobDataFrame(frame.blobData, buffers);
   const bytes = FrameType.encode(FrameType.fromObject(frame)).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
@@ -50,12 +52,13 @@ const BLOB_ENVELOPE = lengthDelimited(2);
  * Frame{blob_data} written by hand: blob frames carry nearly every byte of a
  * backup or restore, and this costs one copy of each envelope where the
  * generic encoder spends as much again on bookkeeping. Same wire bytes as
- * protobufjs (codec.test.ts checks it).
+ * protobufjs (codec.test.ts checks it). The frame has room for its websocket
+ * header in front (whole-messages.ts).
  */
-function encodeBlobDataFrame(body: BlobData): Buffer {
+function encodeBlobDataFrame(body: BlobData, buffers: { take(bytes: number): Buffer }): Buffer {
   const ids = body.blobs.map((b) => b.id);
   const lengths = body.blobs.map((b) => b.envelope.length);
-  const out = Buffer.allocUnsafe(blobDataFrameBytes(body.requestId ?? 0, ids, lengths));
+  const out = buffers.take(blobDataFrameBytes(body.requestId ?? 0, ids, lengths));
   const at = writeBlobDataFrame(out, body.requestId ?? 0, ids, lengths);
   body.blobs.forEach((b, i) => b.envelope.copy(out, at[i]));
   return out;

@@ -6,3 +6,4 @@ export * from './terminal.js';
 export * from './fleet-types.js';
 export * from './fleet-codec.js';
 export * from './free-now.js';
+export * from './whole-messages.js';

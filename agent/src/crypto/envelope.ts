@@ -62,14 +62,16 @@ function worthCompressing(plain: Buffer): boolean {
 /** The most bytes the envelope of `plainBytes` can take. */
 export const envelopeBound = (plainBytes: number): number => ENVELOPE_OVERHEAD + plainBytes;
 
-/** Seal `plain` into `out` (at least `envelopeBound` long); returns the envelope's length. */
-export function sealBlobInto(dataKey: Buffer, id: Buffer, plain: Buffer, out: Buffer): number {
-  let flags = 0;
-  let body = plain;
+/** The flags byte and what gets encrypted: zstd of `plain` (a view into this thread's scratch) where it pays, else `plain`. */
+function envelopeBody(plain: Buffer): { flags: number; body: Buffer } {
   if (worthCompressing(plain)) {
     const packed = zstd(plain);
-    if (packed.length < plain.length - (plain.length >> 4)) { body = packed; flags = FLAG_ZSTD; }
+    if (packed.length < plain.length - (plain.length >> 4)) return { flags: FLAG_ZSTD, body: packed };
   }
+  return { flags: 0, body: plain };
+}
+
+function encryptInto(dataKey: Buffer, id: Buffer, flags: number, body: Buffer, out: Buffer): number {
   const length = ENVELOPE_OVERHEAD + body.length;
   out[0] = flags;
   const nonce = out.subarray(1, 1 + NONCE_BYTES);
@@ -78,11 +80,22 @@ export function sealBlobInto(dataKey: Buffer, id: Buffer, plain: Buffer, out: Bu
   return length;
 }
 
+/** Seal `plain` into `out` (at least `envelopeBound` long); returns the envelope's length. */
+export function sealBlobInto(dataKey: Buffer, id: Buffer, plain: Buffer, out: Buffer): number {
+  const { flags, body } = envelopeBody(plain);
+  return encryptInto(dataKey, id, flags, body, out);
+}
+
+/**
+ * Seal `plain` into memory of its own, exactly the envelope's size: the
+ * ciphertext is written where it stays, and the memory can be transferred
+ * to another thread or freed alone.
+ */
 export function sealBlob(dataKey: Buffer, id: Buffer, plain: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(envelopeBound(plain.length));
-  const length = sealBlobInto(dataKey, id, plain, out);
-  // Compressed well: keep only what is used, the caller may hold it until the gateway acknowledges it.
-  return length < out.length * 0.75 ? Buffer.from(out.subarray(0, length)) : out.subarray(0, length);
+  const { flags, body } = envelopeBody(plain);
+  const out = Buffer.allocUnsafeSlow(ENVELOPE_OVERHEAD + body.length);
+  encryptInto(dataKey, id, flags, body, out);
+  return out;
 }
 
 export class BlobIntegrityError extends Error {}

@@ -39,7 +39,7 @@ export async function enroll(stateDir: string, gatewayUrl: string, token: string
   const master = newMasterKey();
   const keys = deriveKeys(master);
 
-  const ws = await openSocket(`${gatewayUrl.replace(/\/$/, '')}/v1/enroll`, { rejectUnauthorized: false });
+  const { ws } = await openSocket(`${gatewayUrl.replace(/\/$/, '')}/v1/enroll`, { rejectUnauthorized: false });
   let caPem: string;
   try {
     caPem = pinnedCa(ws, caFingerprint, new URL(gatewayUrl).hostname);

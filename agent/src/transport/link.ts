@@ -4,9 +4,10 @@
  * request id and hands acknowledgements, credit and read data to listeners.
  */
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import {
-  ErrorCode, PROTOCOL_VERSION, decodeFrame, encodeFrame, frameKind, MAX_FRAME_BYTES,
+  ErrorCode, MessagePool, PROTOCOL_VERSION, WholeMessageWriter, decodeFrame, encodeFrame, frameKind, MAX_FRAME_BYTES,
   type Frame, type HelloOk,
 } from '@bulwark/proto';
 
@@ -23,8 +24,6 @@ export interface TlsIdentity { keyPem?: string; certPem?: string; caPem?: string
 
 interface Pending { resolve(f: Frame): void; reject(e: Error): void }
 
-const HIGH_WATER_BYTES = 4 * 1024 * 1024;
-
 /**
  * RFC 6455 masking protects intermediaries from scripts in browsers that
  * could craft bytes on the wire; this client is no browser and runs inside
@@ -33,14 +32,19 @@ const HIGH_WATER_BYTES = 4 * 1024 * 1024;
  */
 const zeroMask = (mask: Buffer): void => { mask.fill(0); };
 
+export interface OpenSocket { ws: WebSocket; writer: WholeMessageWriter }
+
 /** Open a websocket and wait until it is open, turning refusals into readable errors. */
-export function openSocket(url: string, tls: TlsIdentity & { rejectUnauthorized?: boolean }): Promise<WebSocket> {
+export function openSocket(url: string, tls: TlsIdentity & { rejectUnauthorized?: boolean }): Promise<OpenSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, {
       key: tls.keyPem, cert: tls.certPem, ca: tls.caPem, minVersion: 'TLSv1.3',
       rejectUnauthorized: tls.rejectUnauthorized ?? true, perMessageDeflate: false, maxPayload: 2 * MAX_FRAME_BYTES, handshakeTimeout: 15_000, generateMask: zeroMask,
     });
-    ws.once('open', () => resolve(ws));
+    let socket: Duplex | undefined;
+    // The upgraded response's socket is the one ws writes its frames to.
+    ws.once('upgrade', (res) => { socket = res.socket; });
+    ws.once('open', () => resolve({ ws, writer: new WholeMessageWriter(ws, socket!, true) }));
     ws.once('unexpected-response', (_req, res) => {
       const reason = res.headers['x-bulwark-error'] ?? `HTTP ${res.statusCode}`;
       ws.terminate();
@@ -56,8 +60,10 @@ export class GatewayLink extends EventEmitter {
   private closedError?: Error;
   bytesSent = 0;
   bytesReceived = 0;
+  /** Blob frames, reused once written: one leaving, one waiting, one being filled. */
+  private readonly frames = new MessagePool(MAX_FRAME_BYTES, 3);
 
-  constructor(private readonly ws: WebSocket) {
+  constructor(private readonly ws: WebSocket, private readonly writer: WholeMessageWriter) {
     super();
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('close', (code, reason) => this.onClose(new GatewayError('CONNECTION', `connection to the gateway closed (${code}${reason.length ? `: ${reason}` : ''})`)));
@@ -65,8 +71,8 @@ export class GatewayLink extends EventEmitter {
   }
 
   static async connect(gatewayUrl: string, tls: TlsIdentity): Promise<{ link: GatewayLink; hello: HelloOk }> {
-    const ws = await openSocket(`${gatewayUrl.replace(/\/$/, '')}/v1/agent`, tls);
-    const link = new GatewayLink(ws);
+    const { ws, writer } = await openSocket(`${gatewayUrl.replace(/\/$/, '')}/v1/agent`, tls);
+    const link = new GatewayLink(ws, writer);
     const answer = await link.exchange({ hello: { protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION } }, 'helloOk');
     return { link, hello: answer.helloOk! };
   }
@@ -123,13 +129,16 @@ export class GatewayLink extends EventEmitter {
     this.emit('closed', err);
   }
 
-  /** Send a frame; waits while the socket's buffer is above its high-water mark. */
+  /** Send a frame; resolves once the frame before it has left, so at most one waits behind the socket. */
   async send(frame: Frame): Promise<void> {
     if (this.closedError) throw this.closedError;
-    const bytes = encodeFrame(frame);
+    const bytes = encodeFrame(frame, this.frames);
     this.bytesSent += bytes.length;
-    this.ws.send(bytes);
-    while (this.ws.bufferedAmount > HIGH_WATER_BYTES && !this.closedError) await new Promise((r) => setTimeout(r, 1));
+    try {
+      await this.writer.send(bytes, () => this.frames.give(bytes));
+    } catch (err) {
+      throw this.closedError ?? new GatewayError('CONNECTION', `connection to the gateway failed: ${(err as Error).message}`);
+    }
     if (this.closedError) throw this.closedError;
   }
 

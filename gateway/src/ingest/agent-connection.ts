@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import {
-  ErrorCode, MAX_FRAME_BYTES, freeNow, PROTOCOL_VERSION, ProtocolError, decodeFrame, decodePointHeader, encodePointHeader, frameKind, merkleRoot,
-  type CommitPoint, type Frame, type PointSummary, type ReadBlobs, type RecoveryOpen,
+  ErrorCode, MAX_FRAME_BYTES, MessagePool, freeNow, PROTOCOL_VERSION, ProtocolError, decodeFrame, decodePointHeader, encodePointHeader, frameKind, merkleRoot,
+  type ByteStream, type CommitPoint, type Frame, type PointSummary, type ReadBlobs, type RecoveryOpen,
 } from '@bulwark/proto';
 import type { Catalog, PointRow } from '../catalog/catalog.js';
 import type { BlobStore } from '../store/pack-store.js';
@@ -18,7 +18,7 @@ import type { Site } from '../site/site.js';
 import { FrameSender, PeerError } from './wire.js';
 import { PackSink } from './pack-sink.js';
 import type { StoreGuard } from '../guard/store-guard.js';
-import { FramePool, readBlobFrames } from './blob-reader.js';
+import { readBlobFrames } from './blob-reader.js';
 import type { Log } from '../log/log.js';
 import type { WormServices } from '../retention/services.js';
 
@@ -40,11 +40,12 @@ export class AgentConnection {
   private deferredCredit = 0;
   /** Other agents whose points this connection may read (restore password proven). */
   private readonly grants = new Set<string>();
-  /** Restore frames, reused once written: the sender's high-water mark keeps about four in flight. */
-  private readonly frames = new FramePool(READ_FRAME_BYTES, 6);
+  /** Restore frames, reused once written: one leaving, one waiting, one being read. */
+  private readonly frames = new MessagePool(READ_FRAME_BYTES, 4);
 
-  constructor(private readonly ws: WebSocket, readonly agentId: string, private readonly ctx: GatewayContext) {
-    this.sender = new FrameSender(ws);
+  /** `socket`: the upgraded request's, under `ws`. */
+  constructor(private readonly ws: WebSocket, socket: ByteStream, readonly agentId: string, private readonly ctx: GatewayContext) {
+    this.sender = new FrameSender(ws, socket);
     this.sink = new PackSink(ctx.store, ctx.catalog, agentId, (ids) => this.onSealed(ids), ctx.worm ? () => ctx.worm!.retention.packRetention(agentId) : undefined, ctx.guard ? (sealed) => ctx.guard!.seal(sealed) : undefined);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.enqueue(data, isBinary));
     ws.on('close', () => this.onClose());

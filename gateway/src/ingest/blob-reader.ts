@@ -94,19 +94,3 @@ async function fillEnvelopes(store: BlobStore, blobs: BlobLocation[], place: (k:
   const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
 }
-
-/** Reused frame buffers of one size; larger frames (a single big blob) get a buffer of their own. */
-export class FramePool implements FrameBuffers {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly capacity: number, private readonly keep: number) {}
-
-  take(bytes: number): Buffer {
-    if (bytes > this.capacity) return Buffer.allocUnsafeSlow(bytes);
-    return (this.free.pop() ?? Buffer.allocUnsafeSlow(this.capacity)).subarray(0, bytes);
-  }
-
-  give(frame: Buffer): void {
-    if (frame.buffer.byteLength !== this.capacity || this.free.length >= this.keep) return;
-    this.free.push(Buffer.from(frame.buffer, 0, this.capacity));
-  }
-}

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeFrame, frameKind } from '@bulwark/proto';
+import { ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeFrame, frameKind, type ByteStream } from '@bulwark/proto';
 import { CsrError, issueAgentCert, pemToDer } from '../site/pki.js';
 import { parseToken, tokenProblem } from '../site/tokens.js';
 import { FrameSender } from './wire.js';
@@ -14,8 +14,8 @@ import { loadCommandKey, readBrokerAdvert } from '../fleet/site-fleet.js';
 
 export const AGENT_CERT_DAYS = 365;
 
-export function handleEnrollment(ws: WebSocket, ctx: GatewayContext, remote: string): void {
-  const sender = new FrameSender(ws);
+export function handleEnrollment(ws: WebSocket, socket: ByteStream, ctx: GatewayContext, remote: string): void {
+  const sender = new FrameSender(ws, socket);
   let done = false;
   ws.on('message', async (data: Buffer) => {
     if (done) return;

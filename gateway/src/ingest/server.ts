@@ -61,7 +61,7 @@ export async function startIngestServer(ctx: GatewayContext, host: string, port:
     const path = (req.url ?? '').split('?')[0];
     try {
       if (path === ENROLL_PATH) {
-        wss.handleUpgrade(req, socket, head, (ws) => { live.add(ws); ws.on('close', () => live.delete(ws)); handleEnrollment(ws, ctx, remote); });
+        wss.handleUpgrade(req, socket, head, (ws) => { live.add(ws); ws.on('close', () => live.delete(ws)); handleEnrollment(ws, socket, ctx, remote); });
         return;
       }
       if (path !== AGENT_PATH) return refuse(socket, 404, `no such endpoint ${path}`);
@@ -83,7 +83,7 @@ export async function startIngestServer(ctx: GatewayContext, host: string, port:
           if (mine.size === 0 && agentSockets.get(agent.id) === mine) agentSockets.delete(agent.id);
         });
         ctx.log.info(`agent ${agent.id} connected from ${remote}`);
-        new AgentConnection(ws, agent.id, ctx);
+        new AgentConnection(ws, socket, agent.id, ctx);
       });
     } catch (err) {
       ctx.log.error(`upgrade from ${remote} failed: ${(err as Error).message}`);

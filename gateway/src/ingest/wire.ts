@@ -3,9 +3,7 @@
  * failure into the typed Error frame the peer expects before we hang up.
  */
 import type { WebSocket } from 'ws';
-import { encodeFrame, ErrorCode, type Frame } from '@bulwark/proto';
-
-const HIGH_WATER_BYTES = 16 * 1024 * 1024;
+import { encodeFrame, ErrorCode, WholeMessageWriter, type ByteStream, type Frame } from '@bulwark/proto';
 
 export class PeerError extends Error {
   constructor(readonly code: ErrorCode, message: string, readonly requestId = 0, readonly fatal = false) {
@@ -14,20 +12,21 @@ export class PeerError extends Error {
 }
 
 export class FrameSender {
-  constructor(private readonly ws: WebSocket) {}
+  private readonly writer: WholeMessageWriter;
 
-  /** Resolves once the socket's buffer has room again; never buffers without bound. */
+  /** `socket`: the one ws writes to (the upgraded request's). */
+  constructor(private readonly ws: WebSocket, socket: ByteStream) {
+    this.writer = new WholeMessageWriter(ws, socket, false);
+  }
+
+  /** Resolves once the frame sent before it has left: at most one waits behind the socket. */
   send(frame: Frame): Promise<void> {
     return this.sendEncoded(encodeFrame(frame));
   }
 
   /** An encoded frame; `written` runs once the socket no longer needs its bytes (also when it failed). */
-  async sendEncoded(bytes: Buffer, written?: () => void): Promise<void> {
-    if (this.ws.readyState !== this.ws.OPEN) { written?.(); throw new Error('connection closed'); }
-    this.ws.send(bytes, written && (() => written()));
-    while (this.ws.bufferedAmount > HIGH_WATER_BYTES && this.ws.readyState === this.ws.OPEN) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
+  sendEncoded(bytes: Buffer, written?: () => void): Promise<void> {
+    return this.writer.send(bytes, written);
   }
 
   sendError(code: ErrorCode, message: string, requestId = 0): void {

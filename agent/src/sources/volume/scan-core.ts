@@ -10,12 +10,8 @@
  */
 import fs from 'node:fs';
 import { xxh3 } from '../../native/xxhash.js';
-import { blobId, envelopeBound, sealBlobInto } from '../../crypto/envelope.js';
+import { blobId, sealBlob } from '../../crypto/envelope.js';
 import { GROUP_BLOCKS } from './geometry.js';
-import { ScratchBuffer } from '../../buffers/scratch-buffer.js';
-
-/** Where this thread seals envelopes, reused. */
-const sealing = new ScratchBuffer();
 
 export interface VolumeWorkerKeys { blobIdKey: Uint8Array; dataKey: Uint8Array; hashSecret: Uint8Array }
 
@@ -99,11 +95,8 @@ export function runScan(job: ScanJob, keys: ScanKeys, output: ScanOutput): ScanT
     if (packBlocks.length === 0) return;
     const plain = !copied && spans.length === 2 ? segment.subarray(spans[0], spans[0] + spans[1]) : (copied || copySpans(), pack.subarray(0, packBytes));
     const id = blobId(keys.blobIdKey, plain);
-    const sealed = sealing.take(envelopeBound(plain.length));
-    const length = sealBlobInto(keys.dataKey, id, plain, sealed);
-    // An exact-size copy, transferred: the scratch buffer is reused for the next blob.
-    const envelope = new ArrayBuffer(length);
-    new Uint8Array(envelope).set(sealed.subarray(0, length));
+    // Memory of its own, exactly the envelope's size: transferred as it is.
+    const envelope = sealBlob(keys.dataKey, id, plain).buffer as ArrayBuffer;
     output.emit({ id: new Uint8Array(id), envelope, blocks: Uint32Array.from(packBlocks), plainBytes: packBytes });
     spans = [];
     copied = false;
