@@ -21,5 +21,7 @@ describe('freeNow', () => {
     const shared = new Uint8Array(new SharedArrayBuffer(16));
     freeNow(shared);
     expect(shared.length).toBe(16);
+    freeNow(shared.buffer);
+    expect(shared.buffer.byteLength).toBe(16);
   });
 });

@@ -7,10 +7,11 @@
  * of it reads as empty from then on.
  */
 
-/** Frees `data`'s memory now if `data` is all of it (a view into shared memory is left alone). */
-export function freeNow(data: Uint8Array | ArrayBuffer): void {
-  const memory = data instanceof ArrayBuffer ? data : data.buffer;
+/** Frees `data`'s memory now if `data` is all of it (shared memory, or a view into part of it, is left alone). */
+export function freeNow(data: Uint8Array | ArrayBufferLike): void {
+  const view = data instanceof Uint8Array ? data : undefined;
+  const memory = view ? view.buffer : data;
   if (!(memory instanceof ArrayBuffer)) return;
-  if (!(data instanceof ArrayBuffer) && (data.byteOffset !== 0 || data.byteLength !== memory.byteLength)) return;
+  if (view && (view.byteOffset !== 0 || view.byteLength !== memory.byteLength)) return;
   structuredClone(memory, { transfer: [memory] });
 }

@@ -23,7 +23,6 @@ import { blockHashSecret, sharedHashes } from '../sources/volume/scanner.js';
 import { blockHash } from '../sources/volume/scan-core.js';
 import { WORKER_THREADS } from '../pipeline/threads.js';
 
-const GROUP_BLOBS = 48;
 /**
  * Envelopes handed to the writers and not yet written. 128 → 48 MiB: peak
  * RSS of the 2 GiB restore 352–379 → 274–289 MiB, its time the same (three
@@ -149,27 +148,18 @@ export async function restoreVolume(link: GatewayLink, access: PointAccess, mani
       const transfer = frame ? [frame] : items.map((item) => item.envelope.buffer as ArrayBuffer);
       workers[next++ % threads].postMessage({ type: 'blobs', blobs: items } satisfies ToVolumeWriter, transfer);
     };
-    /** Reads `ids` in groups, three at a time, within the window of envelopes the writers hold. */
-    const readAll = async (ids: Buffer[]) => {
-      const groups: Buffer[][] = [];
-      for (let i = 0; i < ids.length; i += GROUP_BLOBS) groups.push(ids.slice(i, i + GROUP_BLOBS));
-      let g = 0;
-      const lane = async () => {
-        while (g < groups.length) {
-          const group = groups[g++];
-          await waitFor(() => buffered < BUFFERED_LIMIT);
-          await readBlobBatches(link, access.agentId, group, sendFrame);
-        }
-      };
-      await Promise.all([lane(), lane(), lane()]);
-    };
+    /** Reads blobs, a few reads of up to 8 MiB at a time, each sent once the writers hold less than BUFFERED_LIMIT. */
+    const readAll = (indexes: number[]) => readBlobBatches(link, access.agentId, indexes.map((b) => blobs[b]), sendFrame, {
+      plainSizes: indexes.map((b) => plan.blobBytes.get(b) ?? 0),
+      beforeRequest: () => waitFor(() => buffered < BUFFERED_LIMIT),
+    });
     // Window by window: its resident blobs opened before any run lays them over another, and every run done before
     // the next window's resident blobs take their place.
     for (const w of plan.windows) {
       window = w;
-      await readAll([...w.resident.keys()].map((b) => blobs[b]));
+      await readAll([...w.resident.keys()]);
       await waitFor(() => buffered === 0);
-      await readAll(w.blobs.map((b) => blobs[b]));
+      await readAll(w.blobs);
       await waitFor(() => buffered === 0);
     }
     // Every window waited for its writes: a shortfall is a plan that left bytes out, never something still on its way.

@@ -62,6 +62,8 @@ describe('volume write plan', () => {
     // The changed block after blob 2's last range has no run to join: written by itself, as is blob 5 at its two places.
     expect(plan.pieces.get(4)).toEqual([{ imageOffset: 3 * MiB - 4 * KiB, blobOffset: 12 * KiB, length: 4 * KiB }]);
     expect(plan.pieces.get(5)).toHaveLength(2);
+    // Reads are paced by how much of each blob the map uses: up to its last byte.
+    expect([...plan.blobBytes].sort((a, b) => a[0] - b[0])).toEqual([[0, MiB], [1, MiB], [2, MiB - 4 * KiB], [3, MiB], [4, 16 * KiB], [5, MiB]]);
     expectPlanWritesImage(map, plain, plan);
   });
 

@@ -44,6 +44,8 @@ export interface VolumeWritePlan {
   pieces: Map<number, BlobTarget[]>;
   /** Runs per blob index. */
   runs: Map<number, WriteRun[]>;
+  /** Per blob index, how much of its plaintext the map uses (from its start): about its size, to pace reads by. */
+  blobBytes: Map<number, number>;
 }
 
 type Extent = VolumeMap['extents'][number];
@@ -159,5 +161,7 @@ export function volumeWritePlan(map: VolumeMap, residentLimit = RESIDENT_LIMIT_B
   // Everything else is read once, in the last window: blobs written range by range, small blobs no run needed.
   for (const b of stats.keys()) if (!placed.has(b) && !everResident.has(b)) window.blobs.push(b);
   windows.push(window);
-  return { windows, residentBytes, pieces, runs };
+  const blobBytes = new Map<number, number>();
+  for (const [b, s] of stats) blobBytes.set(b, s.needs);
+  return { windows, residentBytes, pieces, runs, blobBytes };
 }
