@@ -80,7 +80,7 @@ describe('WholeMessageWriter against a real ws peer', () => {
     const write = socket.write.bind(socket) as (chunk: Uint8Array, cb?: () => void) => boolean;
     socket.write = ((chunk: Uint8Array, cb?: () => void) => { writes.push(chunk.length); return write(chunk, cb); }) as typeof socket.write;
     const writer = new WholeMessageWriter(fromClient ? client : server.ws, socket, fromClient);
-    return { writer, received, writes, peer: fromClient ? client : server.ws };
+    return { writer, received, writes, socket, peer: fromClient ? client : server.ws };
   }
 
   for (const fromClient of [true, false]) {
@@ -113,6 +113,27 @@ describe('WholeMessageWriter against a real ws peer', () => {
       while (received.length < 2) await new Promise((r) => setTimeout(r, 10));
       expect(writes[0]).toBe(70_000 + 2 + 8 + (fromClient ? 4 : 0));
       expect(received[0].equals(filled(70_000, 9))).toBe(true);
+    }
+  });
+
+  it('never lets a large message be merged into a writev with others (Node copies those)', async () => {
+    for (const fromClient of [true, false]) {
+      const { writer, received, socket } = await pair(fromClient);
+      let largestMerged = 0;
+      const internals = socket as unknown as { _writev: (chunks: { chunk: Uint8Array }[], cb: () => void) => void };
+      const writev = internals._writev.bind(socket);
+      internals._writev = (chunks, cb) => { for (const { chunk } of chunks) largestMerged = Math.max(largestMerged, chunk.length); writev(chunks, cb); };
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < 20; i++) {
+        sends.push(writer.send(filled(1_000_000, i)));
+        sends.push(writer.send(Buffer.from(`small ${i}`)));
+      }
+      await Promise.all(sends);
+      await writer.idle();
+      while (received.length < 40) await new Promise((r) => setTimeout(r, 10));
+      expect(largestMerged).toBeLessThan(1_000_000);
+      expect(received[38].equals(filled(1_000_000, 19))).toBe(true);
+      expect(received[39].toString()).toBe('small 19');
     }
   });
 

@@ -9,10 +9,10 @@
  * payload leave as one buffer and are encrypted where they lie.
  *
  * Node also merges chunks that wait in a socket's buffer into one writev,
- * so a writer keeps at most one of its messages waiting behind the one
- * being written. Everything goes through the same socket in call order,
- * so messages sent here and through ws (small frames, pongs, close) never
- * overtake one another.
+ * so the writer hands the socket one message at a time, in order, the next
+ * once the last is written; small messages go through it too, or they would
+ * wait beside a large one. What ws writes by itself (pongs, a close) is
+ * written at once: close only once the writer is idle.
  */
 
 /** The largest websocket frame header: 2 bytes, a 64-bit length, a 4-byte mask key (RFC 6455 §5.2). */
@@ -84,34 +84,76 @@ export function frameInPlace(payload: Buffer, masked: boolean): Buffer {
   return frame;
 }
 
-/** A message without headroom (ws frames it) waits for its write only past this much unsent. */
+/** Messages without headroom (small ones, which ws frames) wait for their write only past this much unsent. */
 const SMALL_MESSAGE_HIGH_WATER_BYTES = 16 * 1024 * 1024;
 
+interface Queued { payload: Buffer; written?: () => void; resolve(): void; reject(err: Error): void }
+
 export class WholeMessageWriter {
-  /** The last message sent in one write: the next such message waits for it to leave. */
+  /** Messages not yet handed to the socket, in order. */
+  private readonly queue: Queued[] = [];
+  private writing = false;
+  private unsentBytes = 0;
+  /** When the last message with headroom has left: the next one waits for it. */
   private lastWhole: Promise<void> = Promise.resolve();
+  private idleWaiters: (() => void)[] = [];
 
   /** `masked`: this end is the client, whose frames carry a (zero) mask key. */
   constructor(private readonly ws: MessageSocket, private readonly socket: ByteStream, private readonly masked: boolean) {}
 
   /**
-   * Sends `payload` as one binary message. One with headroom goes in one
-   * write and resolves once the one before it has left, so at most one
-   * waits behind the socket (rejects if that one failed); one without
+   * Sends `payload` as one binary message, after every message sent before
+   * it. One with headroom resolves once the one with headroom before it has
+   * left (so at most one waits; rejects if that one failed); one without
    * resolves at once unless much is unsent. `written` runs once this
    * message's bytes are no longer needed, whether it went out or not.
    */
   send(payload: Buffer, written?: () => void): Promise<void> {
     if (this.ws.readyState !== this.ws.OPEN) { written?.(); return Promise.reject(new Error('connection closed')); }
-    const wrote = (resolve: () => void, reject: (err: Error) => void) => (err?: Error | null) => { written?.(); if (err) reject(err); else resolve(); };
-    if (!hasHeadroom(payload)) {
-      const sent = new Promise<void>((resolve, reject) => this.ws.send(payload, wrote(resolve, reject)));
-      sent.catch(() => undefined);
-      return this.ws.bufferedAmount > SMALL_MESSAGE_HIGH_WATER_BYTES ? sent : Promise.resolve();
-    }
+    let entry!: Queued;
+    const left = new Promise<void>((resolve, reject) => { entry = { payload, written, resolve, reject }; });
+    left.catch(() => undefined);
+    this.queue.push(entry);
+    this.unsentBytes += payload.length;
+    this.pump();
+    if (!hasHeadroom(payload)) return this.unsentBytes > SMALL_MESSAGE_HIGH_WATER_BYTES ? left : Promise.resolve();
     const previous = this.lastWhole;
-    this.lastWhole = new Promise<void>((resolve, reject) => { this.socket.write(frameInPlace(payload, this.masked), wrote(resolve, reject)); });
-    this.lastWhole.catch(() => undefined);
+    this.lastWhole = left;
     return previous;
+  }
+
+  /** Resolves once every message sent so far has been written (or failed). */
+  idle(): Promise<void> {
+    if (!this.writing && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * One write at a time, the next once the last is done: chunks that wait
+   * in a socket's buffer are merged into a writev, which copies them all.
+   */
+  private pump(): void {
+    if (this.writing) return;
+    if (this.queue.length > 0 && this.ws.readyState !== this.ws.OPEN) {
+      // Nothing more can leave: what waits fails, in order.
+      for (let entry; (entry = this.queue.shift());) this.finish(entry, new Error('connection closed'));
+    }
+    const entry = this.queue.shift();
+    if (!entry) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+      return;
+    }
+    this.writing = true;
+    const done = (err?: Error | null) => { this.writing = false; this.finish(entry, err); this.pump(); };
+    if (hasHeadroom(entry.payload)) this.socket.write(frameInPlace(entry.payload, this.masked), done);
+    else this.ws.send(entry.payload, done);
+  }
+
+  private finish(entry: Queued, err?: Error | null): void {
+    this.unsentBytes -= entry.payload.length;
+    entry.written?.();
+    if (err) entry.reject(err); else entry.resolve();
   }
 }

@@ -51,7 +51,7 @@ export function handleEnrollment(ws: WebSocket, socket: ByteStream, ctx: Gateway
           commandPublicKey: loadCommandKey(ctx.site).publicKey, brokerUrl: readBrokerAdvert(ctx.site)?.url ?? '',
         },
       });
-      ws.close(1000, 'enrolled');
+      sender.close(1000, 'enrolled');
     } catch (err) {
       const code = err instanceof ProtocolError ? err.code : ErrorCode.INTERNAL;
       ctx.log.warn(`enrollment from ${remote} refused: ${(err as Error).message}`);

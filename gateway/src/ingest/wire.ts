@@ -11,6 +11,9 @@ export class PeerError extends Error {
   }
 }
 
+/** How long a failing connection's last frames may take to leave before it is closed anyway. */
+const CLOSE_AFTER_MS = 5000;
+
 export class FrameSender {
   private readonly writer: WholeMessageWriter;
 
@@ -19,7 +22,7 @@ export class FrameSender {
     this.writer = new WholeMessageWriter(ws, socket, false);
   }
 
-  /** Resolves once the frame sent before it has left: at most one waits behind the socket. */
+  /** Frames leave in the order sent; a blob frame resolves once the one before it has left (WholeMessageWriter.send). */
   send(frame: Frame): Promise<void> {
     return this.sendEncoded(encodeFrame(frame));
   }
@@ -30,12 +33,20 @@ export class FrameSender {
   }
 
   sendError(code: ErrorCode, message: string, requestId = 0): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(encodeFrame({ error: { code, message, requestId } }));
+    if (this.ws.readyState === this.ws.OPEN) this.writer.send(encodeFrame({ error: { code, message, requestId } })).catch(() => undefined);
   }
 
   /** Send a typed error and close: used for anything that ends the conversation. */
   fail(code: ErrorCode, message: string): void {
     this.sendError(code, message);
-    this.ws.close(1008, message.slice(0, 120));
+    this.close(1008, message.slice(0, 120));
+  }
+
+  /** Close once the frames sent before have left, but not later than CLOSE_AFTER_MS (a peer may stop reading). */
+  close(code: number, reason: string): void {
+    const close = () => this.ws.close(code, reason);
+    const timer = setTimeout(close, CLOSE_AFTER_MS);
+    timer.unref();
+    void this.writer.idle().then(() => { clearTimeout(timer); close(); });
   }
 }
