@@ -16,8 +16,15 @@ import { DIRECT_ALIGN, pageAlignedBuffer } from '@bulwark/proto/direct-io';
 const SCRATCH_BYTES = 8 * 1024 * 1024 + 64 * 1024;
 /** Reads this small (a tree, a small file) take a small buffer: several are in flight at once (blob-reader.ts). */
 const SMALL_SCRATCH_BYTES = 64 * 1024;
-/** Aligned buffers kept for reuse, per size: one per read in flight, and WebAssembly memories are address space. */
-const SCRATCH_KEPT = 4;
+/**
+ * Aligned buffers kept for reuse, per size: as many as one restore has reads
+ * in flight (blob-reader.ts reads eight spans at once). With four kept, half
+ * the reads of a restore made a WebAssembly memory of their own, and V8
+ * counts each one's 8 MiB as external memory: 2.4 GB of it in a 2 GiB
+ * restore set off a full collection every ~40 ms, a fifth of the gateway's
+ * CPU. A span touches at most ~4 MiB of its buffer, so eight cost ~32 MiB.
+ */
+const SCRATCH_KEPT = 8;
 const SMALL_SCRATCH_KEPT = 16;
 const OPEN_FILES = 64;
 
