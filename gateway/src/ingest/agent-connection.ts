@@ -40,8 +40,8 @@ export class AgentConnection {
   private deferredCredit = 0;
   /** Other agents whose points this connection may read (restore password proven). */
   private readonly grants = new Set<string>();
-  /** Restore frames, reused once written: one leaving, one waiting, one being read. */
-  private readonly frames = new MessagePool(READ_FRAME_BYTES, 4);
+  /** Restore frames, reused once written: one leaving, one waiting, one being read, one handed over. */
+  private readonly frames = new MessagePool(READ_FRAME_BYTES, 5);
 
   /** `socket`: the upgraded request's, under `ws`. */
   constructor(private readonly ws: WebSocket, socket: ByteStream, readonly agentId: string, private readonly ctx: GatewayContext) {

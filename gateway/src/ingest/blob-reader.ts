@@ -27,10 +27,12 @@ export interface FrameBuffers { take(bytes: number): Buffer; give(frame: Buffer)
 /**
  * Frame{blob_data} frames carrying the located blobs, each at most
  * `frameBytes` unless one blob alone is larger; `located` must be sorted by
- * pack, then offset. Frames come from `buffers`.
+ * pack, then offset. Frames come from `buffers`. The next frame is read
+ * while the one yielded is sent: from a cold store, the disk sat idle while
+ * the socket was busy and the other way round.
  */
 export async function* readBlobFrames(store: BlobStore, requestId: number, located: BlobLocation[], frameBytes: number, buffers: FrameBuffers): AsyncGenerator<Buffer> {
-  for (let i = 0; i < located.length;) {
+  const frameFrom = (i: number): { end: number; filled: Promise<Buffer> } => {
     let j = i;
     let bytes = FRAME_HEAD_BYTES;
     while (j < located.length && (j === i || bytes + located[j].length + BLOB_FRAMING_BYTES <= frameBytes)) bytes += located[j++].length + BLOB_FRAMING_BYTES;
@@ -39,14 +41,20 @@ export async function* readBlobFrames(store: BlobStore, requestId: number, locat
     const lengths = blobs.map((b) => b.length);
     const frame = buffers.take(blobDataFrameBytes(requestId, ids, lengths));
     const at = writeBlobDataFrame(frame, requestId, ids, lengths);
-    try {
-      await fillEnvelopes(store, blobs, (k) => frame.subarray(at[k], at[k] + lengths[k]));
-    } catch (err) {
-      buffers.give(frame);
-      throw err;
+    const filled = fillEnvelopes(store, blobs, (k) => frame.subarray(at[k], at[k] + lengths[k])).then(() => frame, (err: unknown) => { buffers.give(frame); throw err; });
+    filled.catch(() => undefined);
+    return { end: j, filled };
+  };
+  let next = located.length > 0 ? frameFrom(0) : undefined;
+  try {
+    while (next) {
+      const frame = await next.filled;
+      next = next.end < located.length ? frameFrom(next.end) : undefined;
+      yield frame;
     }
-    yield frame;
-    i = j;
+  } finally {
+    // Stopped early (the connection failed): the frame being read goes back once its reads are done.
+    if (next) next.filled.then((frame) => buffers.give(frame), () => undefined);
   }
 }
 
