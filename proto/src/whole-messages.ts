@@ -60,7 +60,6 @@ export class MessagePool {
 export interface MessageSocket {
   readonly readyState: number;
   readonly OPEN: number;
-  readonly bufferedAmount: number;
   send(data: Buffer, cb?: (err?: Error) => void): void;
 }
 
