@@ -73,13 +73,18 @@ function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.P
 }
 
 /** Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line. */
-async function agent(args: string[]): Promise<{ wall: number; json: Record<string, unknown> }> {
-  const { seconds, stdout } = timedCommand(AGENT_CLI, args);
-  return { wall: seconds, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
+async function agent(args: string[]): Promise<{ wall: number; rss: number; json: Record<string, unknown> }> {
+  const { seconds, stdout, peakRssBytes } = timedCommand(AGENT_CLI, args);
+  return { wall: seconds, rss: peakRssBytes, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
+}
+
+/** The gateway's peak resident memory so far. */
+function gatewayPeakRss(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
 interface Rep {
-  bulwark: { initial: number; scan: number; bitmap: number; restore: number; restoreCold: number; scanSent: number; bitmapSent: number; changed: number; scanIn: number; bitmapIn: number; metadata: number; provider: string[]; scanPhases?: unknown; bitmapPhases?: unknown; restoreVerify?: number };
+  bulwark: { initial: number; scan: number; bitmap: number; restore: number; restoreCold: number; scanSent: number; bitmapSent: number; changed: number; scanIn: number; bitmapIn: number; metadata: number; provider: string[]; scanPhases?: unknown; bitmapPhases?: unknown; restoreVerify?: number; rssBackup: number; rssRestore: number; rssGateway: number };
   restic?: { initial: number; incremental: number; restore: number; restoreCold: number };
   borg?: { initial: number; incremental: number; restore: number; restoreCold: number };
 }
@@ -102,7 +107,7 @@ async function main(): Promise<void> {
     try {
       site = await createSite(root);
       const state = await enrollAgent(site, path.join(root, 'agent'));
-      const r: Rep = { bulwark: { initial: 0, scan: 0, bitmap: 0, restore: 0, restoreCold: NaN, scanSent: 0, bitmapSent: 0, changed: c1.length * BLOCK, scanIn: 0, bitmapIn: 0, metadata: 0, provider: [] } };
+      const r: Rep = { bulwark: { initial: 0, scan: 0, bitmap: 0, restore: 0, restoreCold: NaN, scanSent: 0, bitmapSent: 0, changed: c1.length * BLOCK, scanIn: 0, bitmapIn: 0, metadata: 0, provider: [], rssBackup: 0, rssRestore: 0, rssGateway: 0 } };
       const env = { RESTIC_PASSWORD: PASSWORD, BORG_PASSPHRASE: PASSWORD, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
       const resticRepo = path.join(root, 'restic');
       const borgRepo = path.join(root, 'borg');
@@ -119,6 +124,7 @@ async function main(): Promise<void> {
       warm(image);
       const initial = await agent(['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
       r.bulwark.initial = initial.wall;
+      r.bulwark.rssBackup = initial.rss;
       r.bulwark.provider.push(String(initial.json.provider));
 
       applyChanges(image, c1, `${SEED} change 1`);
@@ -154,6 +160,7 @@ async function main(): Promise<void> {
       const restoreBulwark = async () => {
         const restored = await agent(['restore', '--state', state, 'latest', '--to-volume', target, '--json']);
         r.bulwark.restoreVerify = Number(restored.json.verifySeconds);
+        r.bulwark.rssRestore = Math.max(r.bulwark.rssRestore, restored.rss);
         if (rep === 0 && sha256File(target) !== sha256File(image)) throw new Error('the restored image differs from the source');
         fs.rmSync(target);
         return restored.wall;
@@ -176,6 +183,7 @@ async function main(): Promise<void> {
       if (dropCaches()) r.bulwark.restoreCold = await restoreBulwark();
       if (PEERS && dropCaches()) r.restic!.restoreCold = restoreRestic();
       if (PEERS && dropCaches()) r.borg!.restoreCold = restoreBorg();
+      r.bulwark.rssGateway = gatewayPeakRss(site.gateway.proc.pid!);
       await site.gateway.stop();
       site = undefined;
       reps.push(r);
@@ -206,6 +214,7 @@ async function main(): Promise<void> {
     `hash-scan incremental: sent ${mib(b('scanSent'))} for ${mib(b('changed'))} changed = ${(b('scanSent') / b('changed')).toFixed(3)}× (target ≤ 1.5× + metadata); in-process ${b('scanIn').toFixed(2)} s`,
     `bitmap incremental: sent ${mib(b('bitmapSent'))} for ${mib(b('changed'))} changed = ${(b('bitmapSent') / b('changed')).toFixed(3)}×; in-process ${b('bitmapIn').toFixed(2)} s`,
     `point metadata (volume map): ${mib(b('metadata'))} (target ≤ 2 MiB); providers: ${reps[0].bulwark.provider.join(', ')}`,
+    `peak RSS (target ≤ 300 MiB each): agent initial backup ${mib(b('rssBackup'))}, agent restore ${mib(b('rssRestore'))}, gateway ${mib(b('rssGateway'))}`,
   ];
   console.log(lines.join('\n'));
   fs.writeFileSync(path.join(DIR, 'results.md'), lines.join('\n') + '\n');
