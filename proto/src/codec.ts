@@ -8,7 +8,7 @@ import type { BlobData, Frame, Manifest, PointHeader, VolumeMap } from './types.
 import { decodeVolumeMap, encodeVolumeMap, lengthDelimitedField, splitFields } from './volume-map-codec.js';
 import { protoRoot as root } from './schema.js';
 import { ErrorCode } from './types.js';
-import { allocMessage } from './whole-messages.js';
+import { allocMessage, type MessageBuffers } from './whole-messages.js';
 
 export const PROTOCOL_VERSION = 1;
 /** Largest frame either side accepts; blob batches are cut to stay below it. */
@@ -27,7 +27,7 @@ export class ProtocolError extends Error {
 }
 
 /** `buffers`: where a blob frame goes (default: memory of its own, with websocket headroom). */
-export function encodeFrame(frame: Frame, buffers: { take(bytes: number): Buffer } = { take: allocMessage }): Buffer {
+export function encodeFrame(frame: Frame, buffers: Pick<MessageBuffers, 'take'> = { take: allocMessage }): Buffer {
   if (frame.blobData) return encodeBlobDataFrame(frame.blobData, buffers);
   const bytes = FrameType.encode(FrameType.fromObject(frame)).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -55,7 +55,7 @@ const BLOB_ENVELOPE = lengthDelimited(2);
  * protobufjs (codec.test.ts checks it). The frame has room for its websocket
  * header in front (whole-messages.ts).
  */
-function encodeBlobDataFrame(body: BlobData, buffers: { take(bytes: number): Buffer }): Buffer {
+function encodeBlobDataFrame(body: BlobData, buffers: Pick<MessageBuffers, 'take'>): Buffer {
   const ids = body.blobs.map((b) => b.id);
   const lengths = body.blobs.map((b) => b.envelope.length);
   const out = buffers.take(blobDataFrameBytes(body.requestId ?? 0, ids, lengths));

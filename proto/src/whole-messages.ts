@@ -32,12 +32,15 @@ export function hasHeadroom(payload: Uint8Array): boolean {
   return payload.byteOffset === MESSAGE_HEADROOM && withHeadroom.has(payload.buffer);
 }
 
+/** Where encoded messages go, and come back once written. */
+export interface MessageBuffers { take(bytes: number): Buffer; give(message: Buffer): void }
+
 /**
  * Reused message buffers of one size, each with its headroom; larger
  * messages (a single big blob) get a buffer of their own. Memory faulted in
  * once instead of for every message.
  */
-export class MessagePool {
+export class MessagePool implements MessageBuffers {
   private readonly free: Buffer[] = [];
   private readonly mine = new WeakSet<ArrayBufferLike>();
   constructor(private readonly capacity: number, private readonly keep: number) {}

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Rng } from '../support/trees.js';
 import { AGENT_CLI, GATEWAY_CLI, GatewayProcess, newToken, runOk } from '../support/cluster.js';
-import { dropCaches, ensurePeers, freshDir, markdownTable, median, removeTree, settle, timed, warm, type Row } from './peers.js';
+import { dropCaches, ensurePeers, freshDir, markdownTable, median, peakRss, removeTree, settle, timed, warm, type Row } from './peers.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROOT = process.env.BENCH_DIR ?? '/tmp/bulwark-bench';
@@ -57,11 +57,6 @@ function generate(): number {
 /** restoreCold: the same restore again, after dropping the page cache (peers.ts dropCaches). */
 interface Phases { initial: number; rerun: number; restore: number; restoreCold: number; rssBackup: number; rssRestore: number; rssGateway?: number }
 
-function vmHwm(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
 async function bulwark(run: number): Promise<Phases> {
   const dir = freshDir(path.join(ROOT, `bulwark-${run}`));
   fs.writeFileSync(path.join(dir, 'pw'), PASSWORD);
@@ -76,7 +71,7 @@ async function bulwark(run: number): Promise<Phases> {
     const rerun = timed(AGENT_CLI, ['backup', '--state', state, '--json', DATA]);
     const restore = timed(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
     const cold = dropCaches() ? timed(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored-cold'), '--json']).seconds : NaN;
-    return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold, rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: vmHwm(gateway.proc.pid!) };
+    return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold, rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: peakRss(gateway.proc.pid!) };
   } finally {
     await gateway.stop();
   }

@@ -60,6 +60,11 @@ export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {
   return { seconds, stdout: String(result.stdout), peakRssBytes: Number(lines[lines.length - 1]) * 1024 };
 }
 
+/** A running process's peak resident memory so far (VmHWM), in bytes. */
+export function peakRss(pid: number): number {
+  return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
 export function ensurePeers(): void {
   const missing = ['restic', 'borgbackup'].filter((pkg) => spawnSync('sh', ['-c', `command -v ${pkg === 'borgbackup' ? 'borg' : pkg}`]).status !== 0);
   if (missing.length === 0) return;

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_CLI, createSite, enrollAgent, type Site } from '../support/cluster.js';
-import { dropCaches, ensurePeers, freshDir, median, removeTree, timed as timedCommand, warm } from './peers.js';
+import { dropCaches, ensurePeers, freshDir, median, peakRss, removeTree, timed as timedCommand, warm } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';
@@ -76,11 +76,6 @@ function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.P
 async function agent(args: string[]): Promise<{ wall: number; rss: number; json: Record<string, unknown> }> {
   const { seconds, stdout, peakRssBytes } = timedCommand(AGENT_CLI, args);
   return { wall: seconds, rss: peakRssBytes, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
-}
-
-/** The gateway's peak resident memory so far. */
-function gatewayPeakRss(pid: number): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
 interface Rep {
@@ -183,7 +178,7 @@ async function main(): Promise<void> {
       if (dropCaches()) r.bulwark.restoreCold = await restoreBulwark();
       if (PEERS && dropCaches()) r.restic!.restoreCold = restoreRestic();
       if (PEERS && dropCaches()) r.borg!.restoreCold = restoreBorg();
-      r.bulwark.rssGateway = gatewayPeakRss(site.gateway.proc.pid!);
+      r.bulwark.rssGateway = peakRss(site.gateway.proc.pid!);
       await site.gateway.stop();
       site = undefined;
       reps.push(r);

@@ -6,7 +6,7 @@
  * into each frame cost the gateway more in garbage collection than the
  * restore's reads did.
  */
-import { blobDataFrameBytes, writeBlobDataFrame } from '@bulwark/proto';
+import { blobDataFrameBytes, writeBlobDataFrame, type MessageBuffers } from '@bulwark/proto';
 import type { BlobLocation } from '../catalog/catalog.js';
 import type { BlobStore } from '../store/pack-store.js';
 
@@ -21,9 +21,6 @@ const BLOB_FRAMING_BYTES = 48;
 /** Where the unwanted bytes between blobs of a span go; never read, so sharing it is harmless. */
 const gapScratch = Buffer.allocUnsafeSlow(MAX_GAP_BYTES);
 
-/** Frame buffers handed back once the socket is done with them. */
-export interface FrameBuffers { take(bytes: number): Buffer; give(frame: Buffer): void }
-
 /**
  * Frame{blob_data} frames carrying the located blobs, each at most
  * `frameBytes` unless one blob alone is larger; `located` must be sorted by
@@ -31,7 +28,7 @@ export interface FrameBuffers { take(bytes: number): Buffer; give(frame: Buffer)
  * while the one yielded is sent: from a cold store, the disk sat idle while
  * the socket was busy and the other way round.
  */
-export async function* readBlobFrames(store: BlobStore, requestId: number, located: BlobLocation[], frameBytes: number, buffers: FrameBuffers): AsyncGenerator<Buffer> {
+export async function* readBlobFrames(store: BlobStore, requestId: number, located: BlobLocation[], frameBytes: number, buffers: MessageBuffers): AsyncGenerator<Buffer> {
   const frameFrom = (i: number): { end: number; filled: Promise<Buffer> } => {
     let j = i;
     let bytes = FRAME_HEAD_BYTES;

@@ -33,7 +33,7 @@ export class FrameSender {
   }
 
   sendError(code: ErrorCode, message: string, requestId = 0): void {
-    if (this.ws.readyState === this.ws.OPEN) this.writer.send(encodeFrame({ error: { code, message, requestId } })).catch(() => undefined);
+    this.writer.send(encodeFrame({ error: { code, message, requestId } })).catch(() => undefined);
   }
 
   /** Send a typed error and close: used for anything that ends the conversation. */
