@@ -3,7 +3,9 @@
  * incompressible, generated from a seed. Bulwark (real gateway process +
  * agent CLI on this machine) against Debian's restic and borg on the same
  * data in the same run: initial backup, re-run with nothing changed,
- * restore, and peak RSS. Prints a markdown table of medians with ratios.
+ * restore, peak RSS, and the CPU time the initial backup and the cold
+ * restore cost (Bulwark's: agent and gateway together). Prints a markdown
+ * table of medians with ratios.
  *
  *   npx tsx test/bench/files-bench.ts        (BENCH_RUNS=3, BENCH_DIR=/tmp/bulwark-bench)
  *
@@ -18,7 +20,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Rng } from '../support/trees.js';
 import { AGENT_CLI, GATEWAY_CLI, GatewayProcess, newToken, runOk } from '../support/cluster.js';
-import { dropCaches, ensurePeers, freshDir, markdownTable, median, peakRss, removeTree, settle, timed, warm, type Row } from './peers.js';
+import { alsoCountingCpuOf, dropCaches, ensurePeers, freshDir, markdownTable, median, peakRss, removeTree, settle, timed, warm, type Row } from './peers.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const ROOT = process.env.BENCH_DIR ?? '/tmp/bulwark-bench';
@@ -54,8 +56,11 @@ function generate(): number {
   return bytes;
 }
 
-/** restoreCold: the same restore again, after dropping the page cache (peers.ts dropCaches). */
-interface Phases { initial: number; rerun: number; restore: number; restoreCold: number; rssBackup: number; rssRestore: number; rssGateway?: number }
+/**
+ * restoreCold: the same restore again, after dropping the page cache (peers.ts dropCaches).
+ * cpu…: CPU seconds of the initial backup and of that restore (Bulwark: agent and gateway together).
+ */
+interface Phases { initial: number; rerun: number; restore: number; restoreCold: number; rssBackup: number; rssRestore: number; rssGateway?: number; cpuInitial: number; cpuRestoreCold: number }
 
 async function bulwark(run: number): Promise<Phases> {
   const dir = freshDir(path.join(ROOT, `bulwark-${run}`));
@@ -67,11 +72,16 @@ async function bulwark(run: number): Promise<Phases> {
     const state = path.join(dir, 'agent');
     await runOk(AGENT_CLI, ['enroll', '--state', state, '--gateway', gateway.url, '--token', await newToken(gateway.dir)]);
     // Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line.
-    const initial = timed(AGENT_CLI, ['backup', '--state', state, '--json', DATA]);
-    const rerun = timed(AGENT_CLI, ['backup', '--state', state, '--json', DATA]);
-    const restore = timed(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
-    const cold = dropCaches() ? timed(AGENT_CLI, ['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored-cold'), '--json']).seconds : NaN;
-    return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold, rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: peakRss(gateway.proc.pid!) };
+    const agent = (args: string[]) => alsoCountingCpuOf(gateway.proc.pid!, () => timed(AGENT_CLI, args));
+    const initial = agent(['backup', '--state', state, '--json', DATA]);
+    const rerun = agent(['backup', '--state', state, '--json', DATA]);
+    const restore = agent(['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored'), '--json']);
+    const cold = dropCaches() ? agent(['restore', '--state', state, 'latest', '--to', path.join(dir, 'restored-cold'), '--json']) : undefined;
+    return {
+      initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold?.seconds ?? NaN,
+      rssBackup: Math.max(initial.peakRssBytes, rerun.peakRssBytes), rssRestore: restore.peakRssBytes, rssGateway: peakRss(gateway.proc.pid!),
+      cpuInitial: initial.cpuSeconds, cpuRestoreCold: cold?.cpuSeconds ?? NaN,
+    };
   } finally {
     await gateway.stop();
   }
@@ -84,8 +94,8 @@ function restic(run: number): Phases {
   const initial = timed('restic', ['backup', '--quiet', DATA], { env });
   const rerun = timed('restic', ['backup', '--quiet', DATA], { env });
   const restore = timed('restic', ['restore', 'latest', '--quiet', '--target', path.join(dir, 'restored')], { env });
-  const cold = dropCaches() ? timed('restic', ['restore', 'latest', '--quiet', '--target', path.join(dir, 'restored-cold')], { env }).seconds : NaN;
-  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes };
+  const cold = dropCaches() ? timed('restic', ['restore', 'latest', '--quiet', '--target', path.join(dir, 'restored-cold')], { env }) : undefined;
+  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold?.seconds ?? NaN, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes, cpuInitial: initial.cpuSeconds, cpuRestoreCold: cold?.cpuSeconds ?? NaN };
 }
 
 function borg(run: number): Phases {
@@ -96,8 +106,8 @@ function borg(run: number): Phases {
   const rerun = timed('borg', ['create', '--compression', 'lz4', '::second', DATA], { env });
   const target = freshDir(path.join(dir, 'restored'));
   const restore = timed('borg', ['extract', '::second'], { env, cwd: target });
-  const cold = dropCaches() ? timed('borg', ['extract', '::second'], { env, cwd: freshDir(path.join(dir, 'restored-cold')) }).seconds : NaN;
-  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes };
+  const cold = dropCaches() ? timed('borg', ['extract', '::second'], { env, cwd: freshDir(path.join(dir, 'restored-cold')) }) : undefined;
+  return { initial: initial.seconds, rerun: rerun.seconds, restore: restore.seconds, restoreCold: cold?.seconds ?? NaN, rssBackup: initial.peakRssBytes, rssRestore: restore.peakRssBytes, cpuInitial: initial.cpuSeconds, cpuRestoreCold: cold?.cpuSeconds ?? NaN };
 }
 
 async function main(): Promise<void> {
@@ -132,6 +142,8 @@ async function main(): Promise<void> {
     { metric: 'peak RSS, agent backup', bulwark: m('bulwark', 'rssBackup'), restic: m('restic', 'rssBackup'), borg: m('borg', 'rssBackup'), unit: 'MiB', target: { max: 300 * 1048576 } },
     { metric: 'peak RSS, agent restore', bulwark: m('bulwark', 'rssRestore'), restic: m('restic', 'rssRestore'), borg: m('borg', 'rssRestore'), unit: 'MiB', target: { max: 300 * 1048576 } },
     { metric: 'peak RSS, gateway', bulwark: m('bulwark', 'rssGateway'), unit: 'MiB', target: { max: 300 * 1048576 } },
+    { metric: 'CPU time, initial backup (Bulwark: agent + gateway)', bulwark: m('bulwark', 'cpuInitial'), restic: m('restic', 'cpuInitial'), borg: m('borg', 'cpuInitial'), unit: 's' },
+    { metric: 'CPU time, restore with caches dropped', bulwark: m('bulwark', 'cpuRestoreCold'), restic: m('restic', 'cpuRestoreCold'), borg: m('borg', 'cpuRestoreCold'), unit: 's' },
   ];
   console.log(markdownTable(`File trees: ${FILES} files, ${(bytes / 1048576).toFixed(0)} MiB (median of ${RUNS})`, rows));
   removeTree(RETIRED);

@@ -3,7 +3,9 @@
  * same 2 GiB image in the same run. Image: first half random, second half
  * text-like, generated from a seed; then 1% of its 4 KiB blocks rewritten at
  * scattered offsets. Prints a markdown table of medians with ratios to the
- * faster peer. Every backup starts with the image in the page cache (borg drops
+ * faster peer, then bytes sent, metadata, peak RSS and the CPU time of the
+ * initial backup and the cold restore (Bulwark's: agent and gateway
+ * together). Every backup starts with the image in the page cache (borg drops
  * the pages it read, which would leave the next tool reading from disk).
  *
  *   npm run build && node --import tsx test/bench/volume-bench.ts
@@ -16,7 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AGENT_CLI, createSite, enrollAgent, type Site } from '../support/cluster.js';
-import { dropCaches, ensurePeers, freshDir, median, peakRss, removeTree, timed as timedCommand, warm } from './peers.js';
+import { alsoCountingCpuOf, dropCaches, ensurePeers, freshDir, median, peakRss, removeTree, timed as timedCommand, warm, type Timed } from './peers.js';
 import { BLOCK, FastRng, bitmapFile, randomStream, sha256File, textBytes, writeAt } from '../support/volume-images.js';
 
 const DIR = process.env.BENCH_DIR ?? '/var/tmp/volume-bench-data';
@@ -68,20 +70,28 @@ function applyChanges(image: string, blocks: number[], seed: string): void {
   fs.closeSync(fd);
 }
 
-function timed(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): number {
-  return timedCommand(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env } }).seconds;
+function measure(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Timed {
+  return timedCommand(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env } });
 }
 
-/** Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line. */
-async function agent(args: string[]): Promise<{ wall: number; rss: number; json: Record<string, unknown> }> {
-  const { seconds, stdout, peakRssBytes } = timedCommand(AGENT_CLI, args);
-  return { wall: seconds, rss: peakRssBytes, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
+/**
+ * Run as users run it (`npx bulwark-agent`): the executable, with the runtime flags on its first line.
+ * cpu: the agent's CPU seconds and the gateway's (process `gatewayPid`) while it ran.
+ */
+async function agent(gatewayPid: number, args: string[]): Promise<{ wall: number; rss: number; cpu: number; json: Record<string, unknown> }> {
+  const { seconds, stdout, peakRssBytes, cpuSeconds } = alsoCountingCpuOf(gatewayPid, () => timedCommand(AGENT_CLI, args));
+  return { wall: seconds, rss: peakRssBytes, cpu: cpuSeconds, json: JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown> };
 }
+
+/** A peer's times; cpu…: CPU seconds of its initial backup and of its restore with caches dropped. */
+interface PeerRep { initial: number; incremental: number; restore: number; restoreCold: number; cpuInitial: number; cpuRestoreCold: number }
+
+const peerRep = (initial: Timed): PeerRep => ({ initial: initial.seconds, cpuInitial: initial.cpuSeconds, incremental: 0, restore: 0, restoreCold: NaN, cpuRestoreCold: NaN });
 
 interface Rep {
-  bulwark: { initial: number; scan: number; bitmap: number; restore: number; restoreCold: number; scanSent: number; bitmapSent: number; changed: number; scanIn: number; bitmapIn: number; metadata: number; provider: string[]; scanPhases?: unknown; bitmapPhases?: unknown; restoreVerify?: number; rssBackup: number; rssRestore: number; rssGateway: number };
-  restic?: { initial: number; incremental: number; restore: number; restoreCold: number };
-  borg?: { initial: number; incremental: number; restore: number; restoreCold: number };
+  bulwark: { initial: number; scan: number; bitmap: number; restore: number; restoreCold: number; scanSent: number; bitmapSent: number; changed: number; scanIn: number; bitmapIn: number; metadata: number; provider: string[]; scanPhases?: unknown; bitmapPhases?: unknown; restoreVerify?: number; rssBackup: number; rssRestore: number; rssGateway: number; cpuInitial: number; cpuRestoreCold: number };
+  restic?: PeerRep;
+  borg?: PeerRep;
 }
 
 async function main(): Promise<void> {
@@ -102,35 +112,37 @@ async function main(): Promise<void> {
     try {
       site = await createSite(root);
       const state = await enrollAgent(site, path.join(root, 'agent'));
-      const r: Rep = { bulwark: { initial: 0, scan: 0, bitmap: 0, restore: 0, restoreCold: NaN, scanSent: 0, bitmapSent: 0, changed: c1.length * BLOCK, scanIn: 0, bitmapIn: 0, metadata: 0, provider: [], rssBackup: 0, rssRestore: 0, rssGateway: 0 } };
+      const gatewayPid = site.gateway.proc.pid!;
+      const r: Rep = { bulwark: { initial: 0, scan: 0, bitmap: 0, restore: 0, restoreCold: NaN, scanSent: 0, bitmapSent: 0, changed: c1.length * BLOCK, scanIn: 0, bitmapIn: 0, metadata: 0, provider: [], rssBackup: 0, rssRestore: 0, rssGateway: 0, cpuInitial: 0, cpuRestoreCold: NaN } };
       const env = { RESTIC_PASSWORD: PASSWORD, BORG_PASSPHRASE: PASSWORD, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes', BORG_RELOCATED_REPO_ACCESS_IS_OK: 'yes' };
       const resticRepo = path.join(root, 'restic');
       const borgRepo = path.join(root, 'borg');
       if (PEERS) {
-        timed('restic', ['init', '--repo', resticRepo], { env });
-        timed('borg', ['init', '--encryption', 'repokey', borgRepo], { env });
+        measure('restic', ['init', '--repo', resticRepo], { env });
+        measure('borg', ['init', '--encryption', 'repokey', borgRepo], { env });
         warm(image);
-        r.restic = { initial: timed('restic', ['--repo', resticRepo, 'backup', image], { env }), incremental: 0, restore: 0, restoreCold: NaN };
+        r.restic = peerRep(measure('restic', ['--repo', resticRepo, 'backup', image], { env }));
         warm(image);
-        r.borg = { initial: timed('borg', ['create', `${borgRepo}::p1`, image], { env }), incremental: 0, restore: 0, restoreCold: NaN };
+        r.borg = peerRep(measure('borg', ['create', `${borgRepo}::p1`, image], { env }));
       }
       // Bulwark initial, with the tracker's first dump as the baseline.
       fs.writeFileSync(bitmap, bitmapFile({ sizeBytes: SIZE, generation, sequence: 1n, dirty: [] }));
       warm(image);
-      const initial = await agent(['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
+      const initial = await agent(gatewayPid, ['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
       r.bulwark.initial = initial.wall;
       r.bulwark.rssBackup = initial.rss;
+      r.bulwark.cpuInitial = initial.cpu;
       r.bulwark.provider.push(String(initial.json.provider));
 
       applyChanges(image, c1, `${SEED} change 1`);
       if (PEERS) {
         warm(image);
-        r.restic!.incremental = timed('restic', ['--repo', resticRepo, 'backup', image], { env });
+        r.restic!.incremental = measure('restic', ['--repo', resticRepo, 'backup', image], { env }).seconds;
         warm(image);
-        r.borg!.incremental = timed('borg', ['create', `${borgRepo}::p2`, image], { env });
+        r.borg!.incremental = measure('borg', ['create', `${borgRepo}::p2`, image], { env }).seconds;
       }
       warm(image);
-      const scan = await agent(['backup', '--state', state, '--json', '--volume', image]);
+      const scan = await agent(gatewayPid, ['backup', '--state', state, '--json', '--volume', image]);
       r.bulwark.scan = scan.wall;
       r.bulwark.scanIn = Number(scan.json.seconds);
       r.bulwark.scanSent = Number(scan.json.bytesSent);
@@ -141,7 +153,7 @@ async function main(): Promise<void> {
       applyChanges(image, c2, `${SEED} change 2`);
       fs.writeFileSync(bitmap, bitmapFile({ sizeBytes: SIZE, generation, sequence: 2n, dirty: [...c1, ...c2] }));
       warm(image);
-      const cbt = await agent(['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
+      const cbt = await agent(gatewayPid, ['backup', '--state', state, '--json', '--volume', image, '--cbt-bitmap', bitmap]);
       r.bulwark.bitmap = cbt.wall;
       r.bulwark.bitmapIn = Number(cbt.json.seconds);
       r.bulwark.bitmapSent = Number(cbt.json.bytesSent);
@@ -153,31 +165,31 @@ async function main(): Promise<void> {
       // cache), then, after all of those, with caches dropped before each (from disk).
       const target = path.join(root, 'restored.img');
       const restoreBulwark = async () => {
-        const restored = await agent(['restore', '--state', state, 'latest', '--to-volume', target, '--json']);
+        const restored = await agent(gatewayPid, ['restore', '--state', state, 'latest', '--to-volume', target, '--json']);
         r.bulwark.restoreVerify = Number(restored.json.verifySeconds);
         r.bulwark.rssRestore = Math.max(r.bulwark.rssRestore, restored.rss);
         if (rep === 0 && sha256File(target) !== sha256File(image)) throw new Error('the restored image differs from the source');
         fs.rmSync(target);
-        return restored.wall;
+        return restored;
       };
       const rt = path.join(root, 'restic-restore');
       const restoreRestic = () => {
-        const seconds = timed('restic', ['--repo', resticRepo, 'restore', 'latest', '--target', rt], { env });
+        const restored = measure('restic', ['--repo', resticRepo, 'restore', 'latest', '--target', rt], { env });
         fs.rmSync(rt, { recursive: true, force: true });
-        return seconds;
+        return restored;
       };
       const bt = path.join(root, 'borg-restore');
       const restoreBorg = () => {
         fs.mkdirSync(bt);
-        const seconds = timed('borg', ['extract', `${borgRepo}::p2`], { env, cwd: bt });
+        const restored = measure('borg', ['extract', `${borgRepo}::p2`], { env, cwd: bt });
         fs.rmSync(bt, { recursive: true, force: true });
-        return seconds;
+        return restored;
       };
-      r.bulwark.restore = await restoreBulwark();
-      if (PEERS) { r.restic!.restore = restoreRestic(); r.borg!.restore = restoreBorg(); }
-      if (dropCaches()) r.bulwark.restoreCold = await restoreBulwark();
-      if (PEERS && dropCaches()) r.restic!.restoreCold = restoreRestic();
-      if (PEERS && dropCaches()) r.borg!.restoreCold = restoreBorg();
+      r.bulwark.restore = (await restoreBulwark()).wall;
+      if (PEERS) { r.restic!.restore = restoreRestic().seconds; r.borg!.restore = restoreBorg().seconds; }
+      if (dropCaches()) ({ wall: r.bulwark.restoreCold, cpu: r.bulwark.cpuRestoreCold } = await restoreBulwark());
+      if (PEERS && dropCaches()) ({ seconds: r.restic!.restoreCold, cpuSeconds: r.restic!.cpuRestoreCold } = restoreRestic());
+      if (PEERS && dropCaches()) ({ seconds: r.borg!.restoreCold, cpuSeconds: r.borg!.cpuRestoreCold } = restoreBorg());
       r.bulwark.rssGateway = peakRss(site.gateway.proc.pid!);
       await site.gateway.stop();
       site = undefined;
@@ -190,7 +202,7 @@ async function main(): Promise<void> {
   }
 
   const b = (k: keyof Rep['bulwark']) => median(reps.map((r) => r.bulwark[k] as number));
-  const peer = (tool: 'restic' | 'borg', k: 'initial' | 'incremental' | 'restore' | 'restoreCold') => (PEERS ? median(reps.map((r) => r[tool]![k])) : NaN);
+  const peer = (tool: 'restic' | 'borg', k: keyof PeerRep) => (PEERS ? median(reps.map((r) => r[tool]![k])) : NaN);
   const faster = (k: 'initial' | 'incremental' | 'restore' | 'restoreCold') => Math.min(peer('restic', k), peer('borg', k));
   const rows: [string, number, number, number, number, string][] = [
     ['initial backup', b('initial'), peer('restic', 'initial'), peer('borg', 'initial'), faster('initial'), '≤ 0.67'],
@@ -210,6 +222,8 @@ async function main(): Promise<void> {
     `bitmap incremental: sent ${mib(b('bitmapSent'))} for ${mib(b('changed'))} changed = ${(b('bitmapSent') / b('changed')).toFixed(3)}×; in-process ${b('bitmapIn').toFixed(2)} s`,
     `point metadata (volume map): ${mib(b('metadata'))} (target ≤ 2 MiB); providers: ${reps[0].bulwark.provider.join(', ')}`,
     `peak RSS (target ≤ 300 MiB each): agent initial backup ${mib(b('rssBackup'))}, agent restore ${mib(b('rssRestore'))}, gateway ${mib(b('rssGateway'))}`,
+    `CPU seconds (Bulwark: agent + gateway), initial backup: Bulwark ${b('cpuInitial').toFixed(2)}, restic ${peer('restic', 'cpuInitial').toFixed(2)}, borg ${peer('borg', 'cpuInitial').toFixed(2)}; `
+      + `restore with caches dropped: Bulwark ${b('cpuRestoreCold').toFixed(2)}, restic ${peer('restic', 'cpuRestoreCold').toFixed(2)}, borg ${peer('borg', 'cpuRestoreCold').toFixed(2)}`,
   ];
   console.log(lines.join('\n'));
   fs.writeFileSync(path.join(DIR, 'results.md'), lines.join('\n') + '\n');
