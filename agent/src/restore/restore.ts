@@ -215,7 +215,7 @@ function startWriters(access: PointAccess, chown: boolean, sparse: boolean): Wri
 
 interface RestorePlan { dirs: PlannedDir[]; files: PlannedFile[]; symlinks: { path: Buffer; node: TreeNode }[] }
 
-/** Every directory, file and symlink of the point under `target`, breadth-first over its trees (one read per level); names checked. */
+/** Every directory, file and symlink of the point under `target`, breadth-first over its trees (one read per level); names checked, directories made. */
 async function planRestore(link: GatewayLink, access: PointAccess, manifest: Manifest, target: string): Promise<RestorePlan> {
   const rootNames = new Set<string>();
   const dirs: PlannedDir[] = [];
