@@ -59,15 +59,18 @@ export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {
   if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`);
   const lines = String(result.stderr).trim().split('\n');
   const [kib, user, system] = lines[lines.length - 1].split(' ').map(Number);
-  return { seconds, stdout: String(result.stdout), peakRssBytes: kib * 1024, cpuSeconds: user + system };
+  return { seconds, stdout: String(result.stdout), peakRssBytes: kib * 1024, cpuSeconds: hundredths(user + system) };
 }
+
+/** CPU times come in hundredths of a second (GNU time, clock ticks): sums are kept to them (no 4.870000000000001 in the logs). */
+const hundredths = (seconds: number): number => Math.round(seconds * 100) / 100;
 
 /**
  * CPU time a running process (all its threads) has used so far: for the gateway, which serves
  * the agent's commands while they are timed. Agent and gateway share two cores and keep them
  * ~85–90 % busy in these benches, so what both spend says more than wall time alone.
  */
-export function processCpuSeconds(pid: number): number {
+function processCpuSeconds(pid: number): number {
   // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks (100 per second on Linux).
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -77,8 +80,7 @@ export function processCpuSeconds(pid: number): number {
 export function alsoCountingCpuOf(pid: number, command: () => Timed): Timed {
   const before = processCpuSeconds(pid);
   const result = command();
-  // Whole clock ticks, so the sum is kept to them (no 4.870000000000001 in the logs).
-  return { ...result, cpuSeconds: Math.round((result.cpuSeconds + processCpuSeconds(pid) - before) * 100) / 100 };
+  return { ...result, cpuSeconds: hundredths(result.cpuSeconds + processCpuSeconds(pid) - before) };
 }
 
 /** A running process's peak resident memory so far (VmHWM), in bytes. */
